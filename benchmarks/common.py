@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    ratio: float
+    goal: str
+    ours: str
+    baseline: str
+
+    def met(self) -> bool:
+        op, value = self.goal.split()
+        return self.ratio <= float(value) if op == "<=" else self.ratio >= float(value)
+
+
+def median_seconds(fn: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median seconds of a and b, alternated so drift in machine load hits both alike."""
+    sa: list[float] = []
+    sb: list[float] = []
+    for _ in range(repeat):
+        for fn, samples in ((a, sa), (b, sb)):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(sa), statistics.median(sb)

@@ -1,0 +1,5 @@
+"""ci-toolkit: build container images well in CI."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,38 @@
+"""What a command receives: the resolved settings, the job's environment, the CI context and
+the reporter. Built once in ``cli.main``; commands never read os.environ themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci_toolkit.ci import CIContext
+from ci_toolkit.config import Loaded
+from ci_toolkit.report import Reporter
+from ci_toolkit.settings import Settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class App:
+    config: Loaded
+    reporter: Reporter
+    cwd: Path
+    dry_run: bool = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self.config.env
+
+    @property
+    def ci(self) -> CIContext:
+        return self.config.ci
+
+    @property
+    def project(self) -> Mapping[str, Any]:
+        return self.config.project

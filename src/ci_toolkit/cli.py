@@ -1,0 +1,124 @@
+"""Parse the command line, load settings once, call one command function, map errors to
+exit codes. Nothing else catches ToolkitError."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from ci_toolkit import __version__
+from ci_toolkit.errors import EXIT_INPUT, Stopped, ToolkitError
+from ci_toolkit.report import Reporter
+
+# Each module in ci_toolkit.commands exposes register(subparsers); it sets `handler`.
+COMMAND_MODULES = ("version", "config", "doctor")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ToolkitError(f"{self.prog}: {message}", EXIT_INPUT)
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Subcommands accept the same options after the command name; SUPPRESS keeps a value
+    # given before the command from being reset by the subparser's default.
+    d: Any = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", metavar="FILE", default=d, help="project file (default: ./ci-toolkit.yaml)")
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        action="append",
+        default=[] if top else d,
+        help="dotenv file (repeatable; default: ./.env)",
+    )
+    parser.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[] if top else d, help="override a setting"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=False if top else d, help="machine-readable result on stdout"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=False if top else d, help="echo commands, tracebacks"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=False if top else d, help="only errors and results"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", default=False if top else d, help="print the exact operations, change nothing"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ci-toolkit", description="Build container images well in CI.")
+    parser.add_argument("--version", action="version", version=f"ci-toolkit {__version__}")
+    _global_options(parser, top=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    common = _Parser(add_help=False)
+    _global_options(common, top=False)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"ci_toolkit.commands.{name}")
+        module.register(subparsers, common)
+    return parser
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    env = dict(os.environ) if env is None else env
+    reporter = Reporter(env=env)
+    verbose = False
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        args = build_parser().parse_args(argv)
+        verbose = args.verbose
+        return _dispatch(args, env, cwd or Path.cwd(), reporter)
+    except ToolkitError as exc:
+        if verbose:
+            traceback.print_exc()
+        reporter.error(exc.message)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        reporter.error("interrupted")
+        return 130
+    except Stopped as exc:
+        reporter.error(str(exc))
+        return exc.exit_code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, reporter: Reporter) -> int:
+    from ci_toolkit import config
+    from ci_toolkit.app import App
+
+    loaded = config.load(env, cwd=cwd, config_file=args.config, env_files=args.env_file, overrides=args.set)
+    reporter.provider = loaded.ci.provider
+    reporter.env = loaded.env
+    reporter.json_mode = args.json
+    reporter.quiet = args.quiet
+    reporter.verbose = args.verbose
+    if loaded.settings.registry_password:
+        reporter.add_secret(loaded.settings.registry_password)
+    app = App(config=loaded, reporter=reporter, cwd=cwd, dry_run=args.dry_run)
+    handler = args.handler
+    result: int = handler(args, app)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

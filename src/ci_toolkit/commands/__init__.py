@@ -1,0 +1,1 @@
+"""One module per CLI command: ``register(subparsers, common)`` and a thin handler."""

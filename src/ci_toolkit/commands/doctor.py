@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ci_toolkit.app import App
+from ci_toolkit.doctor import run_checks
+from ci_toolkit.errors import EXIT_ENVIRONMENT
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("doctor", parents=[common], help="check engine, buildx, emulation, registries")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, app: App) -> int:
+    checks = run_checks(app.settings, app.reporter)
+    width = max(len(c.name) for c in checks)
+    lines = [
+        f"{'OK' if c.ok else ('MISSING' if c.required else 'WARN'):<8} {c.name:<{width}}  {c.detail}" for c in checks
+    ]
+    rows = [{"check": c.name, "ok": c.ok, "required": c.required, "detail": c.detail} for c in checks]
+    failed = [c for c in checks if c.required and not c.ok]
+    app.reporter.result({"checks": rows, "ok": not failed}, "\n".join(lines))
+    if failed:
+        first = failed[0]
+        app.reporter.error(f"{first.name}: {first.detail}; {first.fix}")
+        return EXIT_ENVIRONMENT
+    return 0

@@ -1,0 +1,177 @@
+"""What the toolkit tells the user and the CI: messages, log groups, secret masking,
+step outputs and the step summary.
+
+Human text goes to stderr so that ``--json`` leaves stdout for the machine-readable result.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as _secrets
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+
+class Masker:
+    """Replaces every registered secret with ``***`` in text we print."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        # Very short values would mask ordinary words; they are not secrets worth the noise.
+        if secret and len(secret) >= 3:
+            self._secrets.add(secret)
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(self._secrets)
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
+@dataclass
+class Reporter:
+    """The one place that writes to the user; every line passes through the masker."""
+
+    provider: str = "local"
+    env: Mapping[str, str] = field(default_factory=dict)
+    json_mode: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    masker: Masker = field(default_factory=Masker)
+    stream: TextIO | None = None
+    stdout: TextIO | None = None
+
+    @property
+    def _err(self) -> TextIO:
+        return self.stream or sys.stderr
+
+    @property
+    def _out(self) -> TextIO:
+        return self.stdout or sys.stdout
+
+    def add_secret(self, secret: str) -> None:
+        if not secret or secret in self.masker.secrets:
+            return
+        self.masker.add(secret)
+        if self.provider == "github" and len(secret) >= 3:
+            # The runner masks it in its own log too, including in lines we never print.
+            self._raw(f"::add-mask::{secret}\n", self._out)
+
+    def _raw(self, text: str, stream: TextIO) -> None:
+        stream.write(text)
+        stream.flush()
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._raw(self.masker(message) + "\n", self._err)
+
+    def debug(self, message: str) -> None:
+        if self.verbose:
+            self._raw(self.masker(message) + "\n", self._err)
+
+    def warning(self, message: str) -> None:
+        text = self.masker(message)
+        if self.provider == "github":
+            self._raw(f"::warning::{text}\n", self._err)
+        else:
+            self._raw(f"warning: {text}\n", self._err)
+
+    def error(self, message: str) -> None:
+        self._raw(f"error: {self.masker(message)}\n", self._err)
+
+    def echo_command(self, line: str) -> None:
+        self._raw(f"+ {self.masker(line)}\n", self._err)
+
+    def passthrough(self, text: str) -> None:
+        """Output of a child process: masked, shown unless quiet."""
+        if not self.quiet:
+            self._raw(self.masker(text), self._err)
+
+    def result(self, data: Mapping[str, Any], human: str | None = None) -> None:
+        """The command's result: JSON on stdout with --json, else human text."""
+        if self.json_mode:
+            self._raw(self.masker(json.dumps(data, indent=2, default=str)) + "\n", self._out)
+        elif human is not None:
+            self._raw(self.masker(human) + ("" if human.endswith("\n") else "\n"), self._out)
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        title = self.masker(title)
+        if self.provider == "github":
+            self._raw(f"::group::{title}\n", self._err)
+        elif self.provider == "gitlab":
+            name = f"ci_toolkit_{_secrets.token_hex(4)}"
+            self._raw(f"\x1b[0Ksection_start:{int(time.time())}:{name}[collapsed=true]\r\x1b[0K{title}\n", self._err)
+        else:
+            self.info(f"--- {title}")
+        try:
+            yield
+        finally:
+            if self.provider == "github":
+                self._raw("::endgroup::\n", self._err)
+            elif self.provider == "gitlab":
+                self._raw(f"\x1b[0Ksection_end:{int(time.time())}:{name}\r\x1b[0K\n", self._err)
+
+    def outputs(self, values: Mapping[str, str], dotenv_path: Path | None = None) -> None:
+        """Publish step outputs where this CI reads them."""
+        write_outputs(self.provider, self.env, {k: self.masker(v) for k, v in values.items()}, dotenv_path)
+
+    def summary(self, markdown: str) -> None:
+        write_summary(self.env, self.masker(markdown))
+
+
+def _delimiter(value: str) -> str:
+    while True:
+        delim = f"ghadelimiter_{_secrets.token_hex(8)}"
+        if delim not in value:
+            return delim
+
+
+def write_outputs(
+    provider: str,
+    env: Mapping[str, str],
+    values: Mapping[str, str],
+    dotenv_path: Path | None = None,
+) -> list[Path]:
+    """GitHub: ``$GITHUB_OUTPUT`` heredoc form (safe for multiline values). GitLab and others:
+    a dotenv file for ``artifacts:reports:dotenv`` (``CI_TOOLKIT_OUTPUTS_FILE`` or the given
+    path). Returns the files written."""
+    written: list[Path] = []
+    github_file = env.get("GITHUB_OUTPUT")
+    if provider == "github" and github_file:
+        with open(github_file, "a", encoding="utf-8") as fh:
+            for key, value in values.items():
+                delim = _delimiter(value)
+                fh.write(f"{key}<<{delim}\n{value}\n{delim}\n")
+        written.append(Path(github_file))
+    target = dotenv_path or (Path(env["CI_TOOLKIT_OUTPUTS_FILE"]) if env.get("CI_TOOLKIT_OUTPUTS_FILE") else None)
+    if target is None and provider == "gitlab":
+        target = Path("ci-toolkit.env")
+    if target is not None:
+        with open(target, "a", encoding="utf-8") as fh:
+            for key, value in values.items():
+                # GitLab's dotenv report takes one line per variable; keep values single-line.
+                name = "CI_TOOLKIT_" + key.upper().replace("-", "_")
+                line = json.dumps(value) if "\n" in value else value
+                fh.write(f"{name}={line}\n")
+        written.append(target)
+    return written
+
+
+def write_summary(env: Mapping[str, str], markdown: str) -> Path | None:
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return None
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(markdown.rstrip("\n") + "\n\n")
+    return Path(path)

@@ -1,0 +1,74 @@
+"""The settings: one frozen dataclass, and the metadata (kind, help, secret, choices) from
+which the cascade, validation, ``config show`` and the README reference are all derived."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+KINDS = ("str", "bool", "int", "list", "map", "map-list")
+
+
+def _setting(default: Any, kind: str, help: str, *, secret: bool = False, choices: tuple[str, ...] = ()) -> Any:
+    meta = {"kind": kind, "help": help, "secret": secret, "choices": choices}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: default.copy(), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    docker_registry: str = _setting(
+        "docker.io", "str", "Registry for Docker Hub images; {{ DOCKER_REGISTRY }} and --build-arg DOCKER_REGISTRY."
+    )
+    build_registry: str = _setting(
+        "", "str", "Registry where pipeline steps push intermediate, immutable images (e.g. 127.0.0.1:5000)."
+    )
+    mirrors: Mapping[str, list[str]] = _setting(
+        {}, "map-list", "Registry mirrors per registry host, e.g. {docker.io: [mirror.example:5000]}."
+    )
+    mirror_required: bool = _setting(False, "bool", "Fail instead of falling back when no mirror answers.")
+    insecure_registries: list[str] = _setting(
+        [], "list", "Registries reached over plain HTTP or without TLS verification."
+    )
+    extra_args_env: str = _setting(
+        "CI_IMAGE_BUILD_EXTRA_ARGS", "str", "Environment variable holding extra buildx arguments."
+    )
+    builder: str = _setting("", "str", "buildx builder to use (default: the current builder).")
+    cache_root: str = _setting("", "str", "Local build cache root (default: $XDG_CACHE_HOME/ci-toolkit/buildx).")
+    cache_backend: str = _setting("local", "str", "Build cache backend.", choices=("local", "registry", "gha", "none"))
+    cache_ref: str = _setting("", "str", "Repository for the registry cache backend.")
+    cache_max_size: str = _setting("20G", "str", "Default size bound for `cache prune`.")
+    cache_max_age: str = _setting("14d", "str", "Default age bound for `cache prune`.")
+    build_number_label: bool = _setting(True, "bool", "Add the toolkit's build-number label to images.")
+    label_prefix: str = _setting("ci-toolkit", "str", "Prefix of every label the toolkit sets.")
+    container_labels: Mapping[str, str] = _setting(
+        {}, "map", "Extra labels for every container, network and volume (key1=value1,key2=value2)."
+    )
+    job_id: str = _setting("", "str", "Job id for labels and sweeps (default: from the CI).")
+    pull_policy: str = _setting(
+        "if-not-present", "str", "When to pull run and service images.", choices=("always", "if-not-present", "never")
+    )
+    service_timeout: str = _setting("60s", "str", "How long a service may take to open its port.")
+    registry_user: str = _setting("", "str", "Registry user name (else Docker's config.json).")
+    registry_password: str = _setting("", "str", "Registry password or token.", secret=True)
+
+
+SETTING_FIELDS = {f.name.replace("_", "-"): f for f in fields(Settings)}
+
+
+def setting_keys() -> list[str]:
+    return list(SETTING_FIELDS)
+
+
+def kind_of(key: str) -> str:
+    return str(SETTING_FIELDS[key].metadata["kind"])
+
+
+def is_secret(key: str) -> bool:
+    return bool(SETTING_FIELDS[key].metadata["secret"])
+
+
+def env_name(key: str) -> str:
+    return "CI_TOOLKIT_" + key.upper().replace("-", "_")

@@ -1,0 +1,51 @@
+"""Shared test helpers: run the CLI in-process with a given environment and directory."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci_toolkit.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [ln for ln in self.err.splitlines() if ln.startswith("error:")]
+
+
+def run_cli(args: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> CliResult:
+    """In-process: fast, and the unit guard still applies."""
+    out, err = io.StringIO(), io.StringIO()
+    base_env = {"HOME": str(cwd or REPO), "PATH": os.environ.get("PATH", "")}
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args), env={**base_env, **(env or {})}, cwd=cwd)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(
+    args: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
+) -> CliResult:
+    """As a real process, as a CI job would run it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ci_toolkit", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
