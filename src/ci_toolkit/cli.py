@@ -1,68 +1,75 @@
 """Parse the command line, load settings once, call one command function, map errors to
-exit codes. Nothing else catches ToolkitError."""
+exit codes. Nothing else catches ToolkitError.
+
+Module-level imports stay minimal: `ci-toolkit --version` is the commonest probe in CI
+scripts and must not pay for argparse, pathlib or any command module."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-import signal
 import sys
-import traceback
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ci_toolkit import __version__
 from ci_toolkit.errors import EXIT_INPUT, Stopped, ToolkitError
-from ci_toolkit.report import Reporter
 
-# Each module in ci_toolkit.commands exposes register(subparsers); it sets `handler`.
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+    from types import FrameType
+
+    from ci_toolkit.report import Reporter
+
+# Each module in ci_toolkit.commands exposes register(subparsers, common); it sets `handler`.
 COMMAND_MODULES = ("version", "config", "doctor")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ToolkitError(f"{self.prog}: {message}", EXIT_INPUT)
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise ToolkitError(f"{self.prog}: {message}", EXIT_INPUT)
+
+    return Parser
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    import argparse
+
     # Subcommands accept the same options after the command name; SUPPRESS keeps a value
     # given before the command from being reset by the subparser's default.
-    d: Any = None if top else argparse.SUPPRESS
-    parser.add_argument("--config", metavar="FILE", default=d, help="project file (default: ./ci-toolkit.yaml)")
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("--config", metavar="FILE", default=default(None), help="project file [./ci-toolkit.yaml]")
     parser.add_argument(
         "--env-file",
         metavar="FILE",
         action="append",
-        default=[] if top else d,
-        help="dotenv file (repeatable; default: ./.env)",
+        default=default([]),
+        help="dotenv file, repeatable [./.env]",
     )
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=default([]), help="override a setting")
+    parser.add_argument("--json", action="store_true", default=default(False), help="machine-readable result on stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="echo commands")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False), help="only errors and results")
     parser.add_argument(
-        "--set", metavar="KEY=VALUE", action="append", default=[] if top else d, help="override a setting"
-    )
-    parser.add_argument(
-        "--json", action="store_true", default=False if top else d, help="machine-readable result on stdout"
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", default=False if top else d, help="echo commands, tracebacks"
-    )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", default=False if top else d, help="only errors and results"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", default=False if top else d, help="print the exact operations, change nothing"
+        "--dry-run", action="store_true", default=default(False), help="print the exact operations, change nothing"
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ci-toolkit", description="Build container images well in CI.")
+    import importlib
+
+    parser_class = _parser_class()
+    parser = parser_class(prog="ci-toolkit", description="Build container images well in CI.")
     parser.add_argument("--version", action="version", version=f"ci-toolkit {__version__}")
     _global_options(parser, top=True)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     subparsers.required = True
-    common = _Parser(add_help=False)
+    common = parser_class(add_help=False)
     _global_options(common, top=False)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"ci_toolkit.commands.{name}")
@@ -79,6 +86,15 @@ def main(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:
+        print(f"ci-toolkit {__version__}")
+        return 0
+    import signal
+    from pathlib import Path
+
+    from ci_toolkit.report import Reporter
+
     env = dict(os.environ) if env is None else env
     reporter = Reporter(env=env)
     verbose = False
@@ -89,6 +105,8 @@ def main(
         return _dispatch(args, env, cwd or Path.cwd(), reporter)
     except ToolkitError as exc:
         if verbose:
+            import traceback
+
             traceback.print_exc()
         reporter.error(exc.message)
         return exc.exit_code
@@ -115,8 +133,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, repor
     if loaded.settings.registry_password:
         reporter.add_secret(loaded.settings.registry_password)
     app = App(config=loaded, reporter=reporter, cwd=cwd, dry_run=args.dry_run)
-    handler = args.handler
-    result: int = handler(args, app)
+    result: int = args.handler(args, app)
     return result
 
 

@@ -7,7 +7,7 @@ Human text goes to stderr so that ``--json`` leaves stdout for the machine-reada
 from __future__ import annotations
 
 import json
-import secrets as _secrets
+import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -110,7 +110,7 @@ class Reporter:
         if self.provider == "github":
             self._raw(f"::group::{title}\n", self._err)
         elif self.provider == "gitlab":
-            name = f"ci_toolkit_{_secrets.token_hex(4)}"
+            name = f"ci_toolkit_{os.urandom(4).hex()}"
             self._raw(f"\x1b[0Ksection_start:{int(time.time())}:{name}[collapsed=true]\r\x1b[0K{title}\n", self._err)
         else:
             self.info(f"--- {title}")
@@ -132,7 +132,7 @@ class Reporter:
 
 def _delimiter(value: str) -> str:
     while True:
-        delim = f"ghadelimiter_{_secrets.token_hex(8)}"
+        delim = f"ghadelimiter_{os.urandom(8).hex()}"
         if delim not in value:
             return delim
 
