@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -92,8 +93,9 @@ def template_context(ci_ctx: ci.CIContext, env: Mapping[str, str], registry: str
     }
 
 
-def render_template(text: str, context: Mapping[str, Any], where: str) -> str:
-    """Render with StrictUndefined; an error names ``where`` and the template line."""
+def render_template(text: str, context: Mapping[str, Any], where: str, *, yaml_keys: bool = False) -> str:
+    """Render with StrictUndefined; an error names ``where`` and the template line (and, with
+    ``yaml_keys``, the YAML key path at that line, e.g. ``steps.app.build.dockerfile``)."""
     import jinja2
 
     jenv = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -103,7 +105,9 @@ def render_template(text: str, context: Mapping[str, Any], where: str) -> str:
         raise ToolkitError.bad_input(f"{where}:{exc.lineno}: template syntax error: {exc.message}") from exc
     except jinja2.UndefinedError as exc:
         line = _template_line(exc)
-        raise ToolkitError.bad_input(f"{where}:{line}: undefined template variable: {exc.message}") from exc
+        keys = yaml_key_path(text, int(line)) if yaml_keys and line.isdigit() else ""
+        at = f"{where}:{line}: {keys + ': ' if keys else ''}"
+        raise ToolkitError.bad_input(f"{at}undefined template variable: {exc.message}") from exc
     except jinja2.TemplateError as exc:
         raise ToolkitError.bad_input(f"{where}: template error: {exc}") from exc
 
@@ -120,8 +124,70 @@ def _template_line(exc: BaseException) -> str:
 
 def _render_project(path: Path, context: Mapping[str, Any]) -> dict[str, Any]:
     text = _read_text(path)
-    rendered = render_template(text, context, str(path))
+    # `steps.<name>.image` is only known once that step ran: leave a marker the pipeline
+    # replaces, step by step (see STEP_REF).
+    rendered = render_template(text, {"steps": DeferredSteps(), **context}, str(path), yaml_keys=True)
     return _parse_yaml(rendered, path)
+
+
+# What `{{ steps.<name>.<attr> }}` renders to in the project file; the name is hex-encoded so
+# any name survives YAML quoting. The pipeline validates the name and substitutes the value.
+STEP_REF = re.compile(r"@@ci-toolkit-step:([0-9a-f]*):(image|digest|ref)@@")
+STEP_ATTRS = ("image", "digest", "ref")
+
+
+class DeferredSteps:
+    def __getattr__(self, name: str) -> _DeferredStep:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _DeferredStep(name)
+
+    def __getitem__(self, name: str) -> _DeferredStep:
+        return _DeferredStep(str(name))
+
+
+class _DeferredStep:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> str:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if attr not in STEP_ATTRS:
+            import jinja2
+
+            raise jinja2.UndefinedError(f"steps.{self._name}.{attr} (a step has {', '.join(STEP_ATTRS)})")
+        return f"@@ci-toolkit-step:{self._name.encode().hex()}:{attr}@@"
+
+    def __getitem__(self, attr: str) -> str:
+        return str(getattr(self, str(attr)))
+
+
+_KEY_LINE = re.compile(r"""^(\s*)(?:-\s+)?("[^"]*"|'[^']*'|[^\s#'"{\[][^:#]*?)\s*:(?:\s+(.*))?$""")
+
+
+def yaml_key_path(text: str, line: int) -> str:
+    """The dotted YAML key path in effect at ``line`` (1-based) of block-style YAML, read from
+    indentation alone, so it works on the raw template before it renders."""
+    stack: list[tuple[int, str]] = []
+    block_indent: int | None = None
+    for raw in text.splitlines()[:line]:
+        indent = len(raw) - len(raw.lstrip(" "))
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        if block_indent is not None and indent > block_indent:
+            continue
+        block_indent = None
+        match = _KEY_LINE.match(raw)
+        if match is None:
+            continue
+        indent = len(match.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group(2).strip("'\"")))
+        if (match.group(3) or "").strip()[:1] in ("|", ">"):
+            block_indent = indent
+    return ".".join(key for _, key in stack)
 
 
 def _read_text(path: Path) -> str:
