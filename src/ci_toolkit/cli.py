@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ci_toolkit.report import Reporter
 
 # Each module in ci_toolkit.commands exposes register(subparsers, common); it sets `handler`.
-COMMAND_MODULES = ("version", "config", "doctor")
+COMMAND_MODULES = ("version", "config", "doctor", "mirror", "setup_builder")
 
 
 def _parser_class() -> type[argparse.ArgumentParser]:

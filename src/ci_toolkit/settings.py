@@ -32,6 +32,19 @@ class Settings:
     insecure_registries: list[str] = _setting(
         [], "list", "Registries reached over plain HTTP or without TLS verification."
     )
+    hub_registry: str = _setting(
+        "docker.io",
+        "str",
+        "Docker Hub upstream of the mirror: where docker.io pulls go when no mirror answers (test beds: a stand-in).",
+    )
+    mirror_timeout: str = _setting("3s", "str", "How long the mirror probe (GET /v2/) may take before falling back.")
+    registry_ca: Mapping[str, list[str]] = _setting(
+        {}, "map-list", "CA certificate files per registry host, for buildkitd.toml and hosts.toml."
+    )
+    registry_keypairs: Mapping[str, list[str]] = _setting(
+        {}, "map-list", "Client certificate pairs per registry host, each CERT_FILE:KEY_FILE."
+    )
+    buildkit_max_parallelism: int = _setting(0, "int", "BuildKit [worker.oci] max-parallelism (0: BuildKit's default).")
     extra_args_env: str = _setting(
         "CI_IMAGE_BUILD_EXTRA_ARGS", "str", "Environment variable holding extra buildx arguments."
     )

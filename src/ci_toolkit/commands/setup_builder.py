@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ci_toolkit.app import App
+from ci_toolkit.builder_setup import DRIVERS, BuilderRequest, setup_builder, state_dir
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "setup-builder", parents=[common], help="create a buildx builder configured with the registry mirrors"
+    )
+    parser.add_argument("--name", default="ci-toolkit", help="builder name (default: ci-toolkit)")
+    parser.add_argument("--driver", default="docker-container", choices=DRIVERS)
+    parser.add_argument("--endpoint", default="", metavar="URL", help="remote driver: tcp://HOST:PORT")
+    parser.add_argument("--driver-opt", action="append", default=[], metavar="OPT", help="passed to buildx")
+    parser.add_argument("--bootstrap", action="store_true", help="start the builder now")
+    parser.add_argument("--use", action="store_true", help="make it the current builder")
+    parser.add_argument("--state-dir", metavar="DIR", help="where configs and hashes are kept")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, app: App) -> int:
+    request = BuilderRequest(
+        name=args.name,
+        driver=args.driver,
+        endpoint=args.endpoint,
+        bootstrap=args.bootstrap,
+        use=args.use,
+        driver_opts=tuple(args.driver_opt),
+    )
+    directory = Path(args.state_dir) if args.state_dir else state_dir(app.env)
+    result = setup_builder(request, app.settings, app.reporter, directory, dry_run=app.dry_run)
+    app.reporter.result(dataclasses.asdict(result), f"{result.action} builder {result.name}")
+    return 0
