@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ci_toolkit import labels
+from ci_toolkit.app import App
+from ci_toolkit.containers import PULL_POLICIES, RunRequest, run_in_container
+from ci_toolkit.errors import ToolkitError
+from ci_toolkit.services import parse_service
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        parents=[common],
+        help="run a command in a container next to its services",
+        description="Run CMD in IMAGE on a network of its own, after starting each service and waiting for "
+        "its first exposed TCP port. The working directory is mounted at /workspace; the command's exit "
+        "code is ours. Everything created is labelled and removed on exit and on SIGTERM/SIGINT/SIGHUP.",
+    )
+    add = parser.add_argument
+    add("image", help="image for the command")
+    add("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="command and arguments (default: the image's)")
+    add("--service", action="append", default=[], metavar="IMAGE[:TAG][:ALIAS]", help="a service (repeatable)")
+    add("--env", action="append", default=[], metavar="K=V|K", help="variable for the command and services")
+    add(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="K|K=V",
+        help="secret for the command only (K alone: taken from our environment); masked",
+    )
+    add("--service-env", action="append", default=[], metavar="K=V|K", help="variable for services only")
+    add("--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount or named volume")
+    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="tmpfs in the command's container")
+    add("--services-tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="tmpfs in every service")
+    add("--pull-policy", choices=PULL_POLICIES, help="when to pull (default: setting pull-policy)")
+    add("--workdir", metavar="DIR", default="", help="host directory mounted at /workspace (default: .)")
+    add("--timeout", metavar="DURATION", help="kill the command after this long (e.g. 30m)")
+    add("--service-timeout", metavar="DURATION", help="readiness timeout per service (default: setting)")
+    add("--container-labels", metavar="K=V,...", action="append", default=[], help="extra labels")
+    add("--step", default="", help="step name recorded in the labels")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, app: App) -> int:
+    env = app.env
+    settings = app.settings
+    if args.container_labels:
+        user = {**settings.container_labels, **labels.parse_label_pairs(args.container_labels, "--container-labels")}
+        settings = dataclasses.replace(settings, container_labels=user)
+    command = list(args.cmd)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    request = RunRequest(
+        image=args.image,
+        command=tuple(command),
+        services=tuple(parse_service(s) for s in args.service),
+        env=_pairs(args.env, env, "--env"),
+        secret_env=_pairs(args.secret_env, env, "--secret-env"),
+        service_env=_pairs(args.service_env, env, "--service-env"),
+        volumes=tuple(args.volume),
+        tmpfs=_tmpfs(args.tmpfs),
+        services_tmpfs=_tmpfs(args.services_tmpfs),
+        workdir=args.workdir,
+        pull_policy=args.pull_policy or settings.pull_policy,
+        timeout=labels.parse_duration(args.timeout, "--timeout") if args.timeout else None,
+        service_timeout=labels.parse_duration(args.service_timeout or settings.service_timeout, "service-timeout"),
+        step=args.step,
+    )
+    if app.dry_run:
+        app.reporter.result(dataclasses.asdict(request) | {"secret_env": sorted(request.secret_env)}, _plan(request))
+        return 0
+    return run_in_container(request, settings=settings, ci=app.ci, reporter=app.reporter, cwd=app.cwd)
+
+
+def _pairs(items: Sequence[str], env: Mapping[str, str], option: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or any(c.isspace() for c in key):
+            raise ToolkitError.bad_input(f"{option} expects K=V or K, got {item!r}")
+        if not sep:
+            if key not in env:
+                raise ToolkitError.bad_input(f"{option} {key}: no such variable in the environment")
+            value = env[key]
+        result[key] = value
+    return result
+
+
+def _tmpfs(items: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        path, _, opts = item.partition(":")
+        if not path.startswith("/"):
+            raise ToolkitError.bad_input(f"--tmpfs expects an absolute PATH[:OPTS], got {item!r}")
+        result[path] = opts
+    return result
+
+
+def _plan(request: RunRequest) -> str:
+    lines = [f"would start service {s.image}" for s in request.services]
+    lines.append(f"would run {request.image} {' '.join(request.command)}".rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Label set, owner identity and liveness, durations."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ci_toolkit import labels
+from ci_toolkit.errors import ToolkitError
+
+
+def _ctx(**kw: object) -> labels.LabelContext:
+    args: dict[str, object] = {"prefix": "acme", "job_id": "gl-7", "ci": "gitlab", "run_id": "99", "user_labels": {}}
+    args.update(kw)
+    return labels.label_context(**args)  # type: ignore[arg-type]
+
+
+def test_full_label_set_with_user_labels() -> None:
+    got = _ctx(user_labels={"team": "infra"}).labels(role="service", step="test")
+    assert got["team"] == "infra"
+    assert {k.removeprefix("acme.") for k in got if k.startswith("acme.")} == set(labels.KEYS)
+    assert got["acme.managed"] == "true"
+    assert got["acme.job-id"] == "gl-7"
+    assert got["acme.pid"] == str(os.getpid())
+    assert got["acme.pid-start"] == labels.process_start(os.getpid())
+    assert got["acme.role"] == "service" and got["acme.step"] == "test"
+    assert labels.parse_time(got["acme.created"]) is not None
+
+
+def test_user_labels_cannot_claim_the_prefix() -> None:
+    with pytest.raises(ToolkitError) as info:
+        _ctx(user_labels={"acme.managed": "true"})
+    assert info.value.exit_code == 2
+
+
+def test_parse_label_pairs() -> None:
+    assert labels.parse_label_pairs(["a=1,b=2", "c=3"], "--x") == {"a": "1", "b": "2", "c": "3"}
+    with pytest.raises(ToolkitError):
+        labels.parse_label_pairs(["novalue"], "--x")
+
+
+def _fake_proc(tmp_path: Path, pid: int, state: str, start: str) -> Path:
+    d = tmp_path / str(pid)
+    d.mkdir()
+    rest = " ".join([state] + ["0"] * 18 + [start] + ["0"] * 10)
+    (d / "stat").write_text(f"{pid} (weird ) name) {rest}\n")
+    return tmp_path
+
+
+def test_liveness_uses_pid_start(tmp_path: Path) -> None:
+    proc = _fake_proc(tmp_path, 42, "S", "12345")
+    assert labels.process_start(42, proc) == "12345"
+    assert labels.owner_alive(42, "12345", proc)
+    assert not labels.owner_alive(42, "999", proc), "a recycled pid is not the owner"
+    assert not labels.owner_alive(43, "12345", proc), "no such process"
+
+
+def test_zombie_is_gone(tmp_path: Path) -> None:
+    proc = _fake_proc(tmp_path, 7, "Z", "5")
+    assert not labels.owner_alive(7, "5", proc)
+
+
+def test_this_process_is_alive() -> None:
+    owner = labels.current_owner()
+    assert labels.owner_alive(owner.pid, owner.pid_start)
+    assert owner.host_id == labels.host_id() and len(owner.host_id) == 16
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("2d", 172800)])
+def test_durations(text: str, seconds: float) -> None:
+    assert labels.parse_duration(text, "x") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "h", "1h 2m", "-1s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ToolkitError) as info:
+        labels.parse_duration(text, "--older-than")
+    assert info.value.exit_code == 2
+    assert "--older-than" in info.value.message
