@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from ci_toolkit.report import Reporter
 
 # Each module in ci_toolkit.commands exposes register(subparsers, common); it sets `handler`.
-COMMAND_MODULES = ("version", "config", "doctor", "mirror", "setup_builder")
+COMMAND_MODULES = (
+    "version",
+    "config",
+    "doctor",
+    "mirror",
+    "setup_builder",
+    "run",
+)
 
 
 def _parser_class() -> type[argparse.ArgumentParser]:
