@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "mirror",
     "setup_builder",
     "run",
+    "promote",
 )
 
 

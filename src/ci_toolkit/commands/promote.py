@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ci_toolkit.app import App
+from ci_toolkit.errors import ToolkitError
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "promote",
+        parents=[common],
+        help="point floating tags (latest) at an image in the registry, never backwards",
+        description="Copy SOURCE's manifest to each --tag inside the registry: no layer pulled or pushed, "
+        "an index keeps its digest, and a tag never moves to an older build unless --force.",
+    )
+    parser.add_argument("source", metavar="SOURCE", help="immutable reference: host/repo:tag or host/repo@sha256:...")
+    parser.add_argument("--tag", dest="tags", action="append", required=True, help="floating tag (repeatable)")
+    parser.add_argument("--to", dest="to_repo", default="", metavar="REPO", help="another repository, same registry")
+    parser.add_argument(
+        "--order-by",
+        default="auto",
+        choices=("auto", "build-number", "created", "semver"),
+        help="ordering key (auto: build number, else created time)",
+    )
+    parser.add_argument("--force", action="store_true", help="move the tag even backwards")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a tag was skipped")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-request read timeout")
+    parser.add_argument("--retries", type=int, default=5, metavar="N", help="attempts per request")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, app: App) -> int:
+    from ci_toolkit.promote import PromoteRequest, promote
+    from ci_toolkit.registry import RetryPolicy
+
+    if args.timeout <= 0 or args.retries < 1:
+        raise ToolkitError.bad_input("--timeout must be > 0 and --retries >= 1")
+    request = PromoteRequest(
+        source=args.source,
+        tags=tuple(args.tags),
+        to_repo=args.to_repo,
+        order_by=args.order_by,
+        force=args.force,
+        strict=args.strict,
+        dry_run=app.dry_run,
+        retry=RetryPolicy(attempts=args.retries, read_timeout=args.timeout),
+    )
+    result = promote(request, settings=app.settings, env=app.env, reporter=app.reporter)
+    for outcome in result.outcomes:
+        # Human mode prints these lines as the result; with --json they would go unseen.
+        if app.reporter.json_mode and outcome.action in ("skipped", "superseded"):
+            app.reporter.warning(outcome.detail)
+    human = "\n".join(o.detail for o in result.outcomes)
+    app.reporter.result(result.as_dict(), human)
+    app.reporter.outputs({"digest": result.digest})
+    return result.exit_code
