@@ -30,6 +30,9 @@ COMMAND_MODULES = (
     "setup_builder",
     "run",
     "promote",
+    "build",
+    "cache",
+    "expand_args",
 )
 
 

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ci_toolkit.app import App
+from ci_toolkit.build import BuildRequest, BuildResult, run_build
+from ci_toolkit.build_args import parse_pairs
+from ci_toolkit.cache import BACKENDS
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "build",
+        parents=[common],
+        help="docker buildx build with safe extra args and a managed cache",
+        description="Run docker buildx build. Extra args come from --extra-args, else from the variable "
+        "named by the extra-args-env setting (CI_IMAGE_BUILD_EXTRA_ARGS).",
+    )
+    p.add_argument("context", nargs="?", default=".", help="build context (default: .)")
+    p.add_argument("-f", "--file", default="", help="Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)")
+    p.add_argument("--target", default="", help="build stage")
+    p.add_argument("--platform", action="append", default=[], help="P[,P...] (repeatable)")
+    p.add_argument("-t", "--tag", action="append", default=[], help="image reference (repeatable)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--push", action="store_true", help="push to the registry")
+    out.add_argument("--load", action="store_true", help="load into the engine's image store")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--secret", action="append", default=[], metavar="SPEC", help="buildx --secret spec")
+    p.add_argument("--builder", default="", help="buildx builder")
+    p.add_argument("--cache-key", default="", help="default: $CONTAINER_NAME, else tag repository+target+platforms")
+    p.add_argument("--cache-root", default="", help="local cache root (setting cache-root)")
+    p.add_argument("--cache-backend", default="", choices=("", *BACKENDS), help="setting cache-backend")
+    p.add_argument("--cache-ref", default="", help="repository for --cache-backend registry")
+    p.add_argument("--extra-args", default=None, metavar="STRING", help="extra buildx arguments (shell-quoted)")
+    p.add_argument("--metadata-file", default="", help="also write buildx metadata here")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, app: App) -> int:
+    from ci_toolkit.extra_args import expand
+
+    stdin_text = None
+    if args.file == "-":
+        import sys
+
+        stdin_text = sys.stdin.read()
+    extra = None if args.extra_args is None else tuple(expand(args.extra_args, app.env, source="--extra-args"))
+    request = BuildRequest(
+        context=args.context,
+        dockerfile="" if args.file == "-" else args.file,
+        dockerfile_text=stdin_text,
+        target=args.target,
+        platforms=tuple(args.platform),
+        tags=tuple(args.tag),
+        push=args.push,
+        load=args.load,
+        build_args=parse_pairs(args.build_arg, "--build-arg"),
+        labels=parse_pairs(args.label, "--label"),
+        build_contexts=parse_pairs(args.build_context, "--build-context"),
+        secrets=tuple(args.secret),
+        cache_key=args.cache_key,
+        cache_backend=args.cache_backend,
+        cache_ref=args.cache_ref,
+        cache_root=args.cache_root,
+        extra_args=extra,
+        metadata_file=args.metadata_file,
+        builder=args.builder,
+    )
+    result = run_build(request, app)
+    _publish(result, app)
+    return 0
+
+
+def _publish(result: BuildResult, app: App) -> None:
+    data = result.as_dict()
+    refs = ", ".join(result.image_refs) or "(untagged)"
+    human = (
+        f"built {refs}\n  digest: {result.digest or '-'}\n"
+        f"  cache: {result.cache_backend} key {result.cache_key!r}, "
+        f"{result.cache_hits}/{result.cache_steps} steps cached\n"
+        f"  time: {result.durations['total']:.1f}s (buildx {result.durations['build']:.1f}s)"
+    )
+    app.reporter.result(data, human)
+    if app.dry_run:
+        return
+    app.reporter.outputs(
+        {
+            "digest": result.digest,
+            "image": result.image_refs[0] if result.image_refs else "",
+            "images": ",".join(result.image_refs),
+            "cache-key": result.cache_key,
+            "cache-hits": str(result.cache_hits),
+            "cache-steps": str(result.cache_steps),
+        }
+    )
+    app.reporter.summary(
+        "| image | digest | cache key | cached steps | seconds |\n|---|---|---|---|---|\n"
+        f"| {refs} | `{result.digest or '-'}` | `{result.cache_key}` | {result.cache_hits}/{result.cache_steps} "
+        f"| {result.durations['total']:.1f} |"
+    )
