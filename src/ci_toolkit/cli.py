@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "build",
     "cache",
     "expand_args",
+    "pipeline",
 )
 
 

@@ -1,0 +1,177 @@
+"""`ci-toolkit pipeline validate | plan | run`: the steps of ci-toolkit.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from ci_toolkit import proc
+from ci_toolkit.app import App
+from ci_toolkit.errors import ToolkitError
+from ci_toolkit.pipeline import Pipeline, load
+from ci_toolkit.pipeline_plan import Options, PlannedStep, check, plan, project_slug, select
+from ci_toolkit.report import Reporter
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("pipeline", parents=[common], help="multi-step, multi-platform builds")
+    sub = parser.add_subparsers(dest="pipeline_command", metavar="ACTION", parser_class=type(parser))
+    sub.required = True
+    validate = sub.add_parser("validate", parents=[common], help="check ci-toolkit.yaml's steps")
+    validate.set_defaults(handler=validate_command)
+    plan_parser = sub.add_parser("plan", parents=[common], help="print the steps and exact commands; run nothing")
+    _step_options(plan_parser)
+    plan_parser.set_defaults(handler=plan_command)
+    run = sub.add_parser("run", parents=[common], help="run the steps in order")
+    _step_options(run)
+    run.add_argument("--keep-going", action="store_true", help="after a failure, still run independent steps")
+    run.add_argument(
+        "--artifacts", metavar="FILE", default="artifacts.json", help="results file (default: artifacts.json)"
+    )
+    run.set_defaults(handler=run_command)
+
+
+def _step_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--step", metavar="NAME", action="append", default=[], help="only this step and what it needs (repeatable)"
+    )
+    parser.add_argument("--push", action="store_true", help="also push each step's push: targets")
+    parser.add_argument(
+        "--platform", metavar="OS/ARCH", action="append", default=[], help="build for these platforms instead"
+    )
+
+
+def _load(app: App) -> Pipeline:
+    path = app.config.project_path
+    if path is None:
+        raise ToolkitError.bad_input("no ci-toolkit.yaml here: pass --config FILE")
+    if "steps" not in app.project:
+        raise ToolkitError.bad_input(f"{path.name}: steps: missing (a pipeline needs at least one step)")
+    return load(app.project, file=path.name, project_dir=path.parent, build_tag=app.ci.build_tag)
+
+
+def _options(args: argparse.Namespace, app: App, pipeline: Pipeline) -> Options:
+    platforms = tuple(p.strip() for item in getattr(args, "platform", ()) for p in item.split(",") if p.strip())
+    return Options(
+        build_registry=app.settings.build_registry,
+        build_tag=app.ci.build_tag,
+        project=project_slug(pipeline.project_dir.name),
+        push=getattr(args, "push", False),
+        platforms=platforms,
+        label_prefix=app.settings.label_prefix,
+    )
+
+
+def validate_command(args: argparse.Namespace, app: App) -> int:
+    pipeline = _load(app)
+    check(pipeline, _options(args, app, pipeline))
+    names = [s.name for s in pipeline.steps]
+    app.reporter.result(
+        {"valid": True, "file": pipeline.file, "steps": names},
+        f"{pipeline.file}: valid, {len(names)} step(s): {', '.join(names)}",
+    )
+    return 0
+
+
+def plan_command(args: argparse.Namespace, app: App) -> int:
+    pipeline = _load(app)
+    options = _options(args, app, pipeline)
+    wanted = {s.name for s in select(pipeline, tuple(args.step))}
+    planned = [p for p in plan(pipeline, options) if p.step.name in wanted]
+    rows = [_row(p, app, pipeline.project_dir) for p in planned]
+    app.reporter.result({"file": pipeline.file, "steps": rows}, _plan_text(pipeline.file, rows))
+    return 0
+
+
+def run_command(args: argparse.Namespace, app: App) -> int:
+    from ci_toolkit.pipeline_run import run
+
+    pipeline = _load(app)
+    options = _options(args, app, pipeline)
+    artifacts = Path(args.artifacts)
+    report = run(
+        pipeline,
+        options,
+        app,
+        names=tuple(args.step),
+        keep_going=args.keep_going,
+        artifacts=artifacts if artifacts.is_absolute() else app.cwd / artifacts,
+    )
+    data = {"steps": {o.name: o.as_dict() for o in report.outcomes}, "artifacts": str(report.artifacts)}
+    lines = [f"{o.name}: {o.status}{' ' + o.image if o.image else ''}" for o in report.outcomes]
+    app.reporter.result(data, "\n".join(lines))
+    return 1 if report.failed else 0
+
+
+def _row(planned: PlannedStep, app: App, project_dir: Path) -> dict[str, Any]:
+    step = planned.step
+    row: dict[str, Any] = {"name": step.name, "depends": list(step.depends)}
+    request = planned.request
+    if request is not None:
+        row.update(
+            image=planned.image_ref,
+            platforms=list(request.platforms) or ["(builder default)"],
+            push=list(planned.push_targets),
+            build_contexts=dict(request.build_contexts),
+            cache={"key": request.cache_key, "backend": request.cache_backend or app.settings.cache_backend},
+            command=_command(planned, app, project_dir),
+        )
+        if request.dockerfile_text is not None:
+            row["dockerfile"] = request.dockerfile_text
+    if planned.run:
+        row["run"] = dict(planned.run)
+    return row
+
+
+def _command(planned: PlannedStep, app: App, project_dir: Path) -> str:
+    """The exact buildx command, from the build module's own dry run; the values that differ
+    on every call (temporary paths, the creation time) are shown as placeholders."""
+    from ci_toolkit.build import run_build
+    from ci_toolkit.pipeline_run import _Host
+
+    assert planned.request is not None
+    quiet = Reporter(quiet=True, stream=io.StringIO(), stdout=io.StringIO(), masker=app.reporter.masker)
+    dry = dataclasses.replace(app, dry_run=True, reporter=quiet)
+    result = run_build(planned.request, _Host(dry, project_dir))
+    argv = [_stable(a) for a in result.argv]
+    text = proc.format_argv(argv)
+    return text.replace(str(project_dir), ".")
+
+
+_VOLATILE = (
+    (re.compile(r"^(org\.opencontainers\.image\.created=).*$"), r"\1<now>"),
+    (re.compile(r"^/.*/metadata\.json$"), "<metadata-file>"),
+    (re.compile(r"/tmp-<pid>-<random>"), "/<new generation>"),
+    (re.compile(r"/gen-[^,/]+"), "/<current generation>"),
+)
+
+
+def _stable(arg: str) -> str:
+    for pattern, repl in _VOLATILE:
+        arg = pattern.sub(repl, arg)
+    return arg
+
+
+def _plan_text(file: str, rows: list[dict[str, Any]]) -> str:
+    lines = [f"{file}: {len(rows)} step(s), in this order:"]
+    for number, row in enumerate(rows, 1):
+        after = f" (after {', '.join(row['depends'])})" if row["depends"] else ""
+        lines.append(f"{number}. {row['name']}{after}")
+        if "image" in row:
+            lines.append(f"   image:     {row['image']}@<digest>")
+            lines.append(f"   platforms: {', '.join(row['platforms'])}")
+            lines.append(f"   push:      {', '.join(row['push']) or '- (only with --push)'}")
+            lines.append(f"   cache:     {row['cache']['backend']}, key {row['cache']['key']}")
+            for name, value in row["build_contexts"].items():
+                lines.append(f"   base:      {name} <- {value}")
+            if "dockerfile" in row:
+                lines.append("   dockerfile (inline):")
+                lines.extend(f"     | {line}" for line in row["dockerfile"].rstrip("\n").splitlines())
+            lines.append(f"   + {row['command']}")
+        if "run" in row:
+            lines.append(f"   run:       {row['run'].get('image', '')}")
+    return "\n".join(lines)
