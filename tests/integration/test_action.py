@@ -1,0 +1,166 @@
+"""The composite action, run step by step as GitHub's runner runs it (see test_action_support),
+against the test bed: build pushes to the local registry, promote moves `latest` there."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+from tests.integration.test_action_support import (
+    REPO,
+    ActionRun,
+    copy_checkout,
+    registry_digest,
+    remove_local_images,
+    run_action,
+    unique_repo,
+)
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@pytest.fixture(scope="session")
+def action_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_checkout(tmp_path_factory.mktemp("action"))
+
+
+@pytest.fixture(scope="session")
+def tool_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One venv for the session: the action installs once and reuses it after that."""
+    return tmp_path_factory.mktemp("tool-cache")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    dest = tmp_path / "workspace"
+    shutil.copytree(REPO / "examples" / "hello", dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def built(
+    action_path: Path, tool_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ActionRun, str]]:
+    workspace = tmp_path_factory.mktemp("build-ws") / "hello"
+    shutil.copytree(REPO / "examples" / "hello", workspace)
+    tag = f"{unique_repo('action')}:b17"
+    run = run_action(
+        action_path,
+        {
+            "command": "build",
+            "context": ".",
+            "tags": tag,
+            "push": "true",
+            "build-args": "DOCKER_REGISTRY=docker.io",
+            "labels": "org.example.team=ci\norg.example.note=a, b",
+            "cache-root": str(workspace.parent / "cache"),
+        },
+        workspace=workspace,
+        tool_cache=tool_cache,
+    )
+    yield run, tag
+    remove_local_images([tag])
+
+
+def test_build_through_the_action_publishes_outputs_and_summary(built: tuple[ActionRun, str]) -> None:
+    run, tag = built
+    assert run.code == 0, run.log
+    out = run.outputs
+    assert DIGEST.match(out["digest"]), out
+    assert out["digest"] == registry_digest(tag), "the digest output is what the registry serves"
+    assert out["image"].startswith(tag)
+    assert tag in out["tags"].split(",")
+    assert out["cache-key"]
+    assert out["cache-hit"] in ("true", "false")
+    metadata = json.loads(out["metadata"])
+    assert metadata["digest"] == out["digest"]
+    assert tag in run.summary and out["digest"] in run.summary
+
+
+def test_install_runs_in_a_log_group_and_once(built: tuple[ActionRun, str], action_path: Path) -> None:
+    run, _ = built
+    install = run.steps[0]
+    assert install.code == 0
+    log = install.stdout + install.stderr
+    assert "::group::Install ci-toolkit" in log or "already installed" in log
+    if "::group::" in log:
+        assert log.index("::group::") < log.index("::endgroup::")
+    assert Path(install.outputs["bin"]).name == "ci-toolkit"
+
+
+def test_promote_through_the_action_moves_latest(
+    built: tuple[ActionRun, str], action_path: Path, tool_cache: Path, workspace: Path
+) -> None:
+    build_run, tag = built
+    assert build_run.code == 0, build_run.log
+    repo = tag.rsplit(":", 1)[0]
+    run = run_action(
+        action_path,
+        {"command": "promote", "source": build_run.outputs["image"], "promote-tags": "latest\nstable"},
+        workspace=workspace,
+        tool_cache=tool_cache,
+    )
+    assert run.code == 0, run.log
+    assert "already installed" in run.steps[0].stderr, "the second run of this version installs nothing"
+    digest = build_run.outputs["digest"]
+    assert registry_digest(f"{repo}:latest") == digest
+    assert registry_digest(f"{repo}:stable") == digest
+    assert run.outputs["digest"] == digest
+    assert set(run.outputs["tags"].split(",")) == {f"{repo}:latest", f"{repo}:stable"}
+    assert json.loads(run.outputs["metadata"])["digest"] == digest
+    assert "latest" in run.summary and digest in run.summary
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"command": "build", "source": "x:1"}, "input 'source' does not apply to command 'build'"),
+        ({"command": "deploy"}, "unknown command 'deploy'"),
+        ({"command": "promote"}, "promote needs the input 'source'"),
+        ({"command": "build", "push": "maybe"}, "input 'push' must be true or false"),
+        ({"command": "run", "args": "busybox 'unbalanced"}, "input 'args' cannot be split"),
+    ],
+)
+def test_bad_inputs_fail_with_one_error_line(
+    inputs: dict[str, str], message: str, action_path: Path, tool_cache: Path, workspace: Path
+) -> None:
+    run = run_action(action_path, inputs, workspace=workspace, tool_cache=tool_cache)
+    assert run.code == 2
+    assert run.error_lines == [f"error: {run.error_lines[0][7:]}"] and message in run.error_lines[0]
+    assert "Traceback" not in run.log
+
+
+def _load_ci_action() -> ModuleType:
+    path = REPO / "scripts" / "ci-action"
+    loader = importlib.machinery.SourceFileLoader("ci_action", str(path))
+    spec = importlib.util.spec_from_loader("ci_action", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_action_inputs_all_reach_the_launcher_through_env() -> None:
+    action = yaml.safe_load((REPO / "action.yml").read_text())
+    launcher = _load_ci_action()
+    steps = action["runs"]["steps"]
+    run_step = next(s for s in steps if s.get("id") == "run")
+    env = run_step["env"]
+    for name in action["inputs"]:
+        if name == "python":
+            continue
+        assert env[launcher.env_name(name)] == f"${{{{ inputs.{name} }}}}", name
+    assert set(action["inputs"]) == set(launcher.ALL_INPUTS)
+    for step in steps:
+        assert "${{" not in step["run"]
+    for name, spec in action["outputs"].items():
+        assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
