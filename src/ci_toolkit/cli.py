@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "cache",
     "expand_args",
     "pipeline",
+    "sweep",
 )
 
 
