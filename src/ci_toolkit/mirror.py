@@ -153,14 +153,19 @@ def rate_limit_error(registry: str, detail: str = "") -> ToolkitError:
     )
 
 
-def explain_rate_limit(exc: ToolkitError, registry: str = DOCKER_HUB) -> ToolkitError:
+def explain_rate_limit(exc: ToolkitError, registry: str = "") -> ToolkitError:
     """A failure whose text (buildx, dockerd, a registry answer) shows a 429 becomes the
-    rate-limit message; anything else is returned unchanged."""
-    if _RATE_LIMIT_RE.search(exc.message):
-        match = re.search(r"toomanyrequests:?\s*([^\n]*)", exc.message, re.IGNORECASE)
-        detail = match.group(1).strip()[:160] if match else ""
-        return rate_limit_error(registry, detail)
-    return exc
+    rate-limit message; anything else is returned unchanged. The registry is the one given,
+    else the one named by a ``/v2/`` URL in the text, else docker.io."""
+    if not _RATE_LIMIT_RE.search(exc.message):
+        return exc
+    if not registry:
+        url = re.search(r"https?://([^/\s\"']+)/v2/", exc.message)
+        registry = url.group(1) if url else DOCKER_HUB
+        registry = "docker.io" if registry in _HUB_ALIASES else registry
+    match = re.search(r"toomanyrequests:?\s*([^\n]*)", exc.message, re.IGNORECASE)
+    detail = match.group(1).strip()[:160] if match else ""
+    return rate_limit_error(registry, detail)
 
 
 def select_mirror(registry: str, settings: Settings, reporter: Reporter) -> MirrorHost | None:
