@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ci_toolkit.ci import CIContext
 from ci_toolkit.errors import ToolkitError
+from ci_toolkit.report import Reporter
 from ci_toolkit.settings import Settings
 
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
@@ -97,12 +98,16 @@ def resolve_paths(context: str, dockerfile: str, inline: bool, cwd: Path) -> tup
     return str(ctx), str(path)
 
 
-def docker_registry_arg(settings: Settings, build_args: Mapping[str, str]) -> dict[str, str]:
-    """The ``DOCKER_REGISTRY`` build arg every build gets unless the user set it.
-    (The mirror work replaces this with a probe of the configured mirrors.)"""
+def docker_registry_arg(
+    settings: Settings, build_args: Mapping[str, str], reporter: Reporter | None = None
+) -> dict[str, str]:
+    """The ``DOCKER_REGISTRY`` build arg every build gets unless the user set it: the Docker
+    Hub mirror when its probe answers, else the upstream (see ``mirror.effective_docker_registry``)."""
     if "DOCKER_REGISTRY" in build_args:
         return {}
-    return {"DOCKER_REGISTRY": settings.docker_registry}
+    from ci_toolkit.mirror import effective_docker_registry
+
+    return {"DOCKER_REGISTRY": effective_docker_registry(settings, reporter or Reporter())}
 
 
 def toolkit_labels(

@@ -16,6 +16,7 @@ from ci_toolkit.cache import CachePlan, default_cache_root, local_args, plan_cac
 from ci_toolkit.cache_keys import derive_key, validate_key
 from ci_toolkit.errors import EXIT_ENVIRONMENT, ToolkitError
 from ci_toolkit.extra_args import expand
+from ci_toolkit.mirror import explain_rate_limit
 from ci_toolkit.report import Reporter
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def execute(request: BuildRequest, host: BuildHost) -> BuildResult:
         if env.get(name):
             host.reporter.add_secret(env[name])
     labels = {**build_args.toolkit_labels(host.ci, env, settings), **request.labels}
-    all_args = {**build_args.docker_registry_arg(settings, request.build_args), **request.build_args}
+    all_args = {**build_args.docker_registry_arg(settings, request.build_args, host.reporter), **request.build_args}
 
     session = _open(plan, host.dry_run)
     tally = _Tally(**{f.name: getattr(host.reporter, f.name) for f in dataclasses.fields(Reporter)})
@@ -212,6 +213,9 @@ def _run_buildx(argv: list[str], tally: _Tally, request: BuildRequest, host: Bui
 
 def _explain_failure(exc: ToolkitError, tally: _Tally, reporter: Reporter) -> ToolkitError:
     text = exc.message
+    limited = explain_rate_limit(ToolkitError.failed("\n".join([text, *tally.errors.values()])))
+    if limited.message.startswith("pull rate limit"):
+        return limited
     if "is not a docker command" in text or ("unknown command" in text and "buildx" in text):
         return ToolkitError.missing("docker buildx is not installed: install the buildx plugin (>= 0.10)")
     if re.search(r"unknown flag: --(metadata-file|build-context|cache-to)", text):

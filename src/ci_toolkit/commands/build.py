@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from ci_toolkit.app import App
@@ -36,6 +37,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-ref", default="", help="repository for --cache-backend registry")
     p.add_argument("--extra-args", default=None, metavar="STRING", help="extra buildx arguments (shell-quoted)")
     p.add_argument("--metadata-file", default="", help="also write buildx metadata here")
+    p.add_argument("--mirror-required", action="store_true", help="fail if the Docker Hub mirror does not answer")
     p.set_defaults(handler=run)
 
 
@@ -69,6 +71,9 @@ def run(args: argparse.Namespace, app: App) -> int:
         metadata_file=args.metadata_file,
         builder=args.builder,
     )
+    if args.mirror_required:
+        settings = dataclasses.replace(app.settings, mirror_required=True)
+        app = dataclasses.replace(app, config=dataclasses.replace(app.config, settings=settings))
     result = run_build(request, app)
     _publish(result, app)
     return 0
