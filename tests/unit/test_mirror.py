@@ -160,3 +160,15 @@ def test_mirror_url_honours_scheme_and_insecure() -> None:
     assert mirror.mirror_url(parse_mirror("reg.lan:5000"), s) == "http://reg.lan:5000"
     assert mirror.mirror_url(parse_mirror("https://127.0.0.1:5002"), s) == "https://127.0.0.1:5002"
     assert mirror.mirror_url(parse_mirror("m.example/p"), s) == "https://m.example"
+
+
+def test_rate_limited_registry_is_read_from_the_url_in_the_error() -> None:
+    text = (
+        "failed to resolve source metadata: unexpected status from HEAD request to "
+        "http://127.0.0.1:5002/v2/library/busybox/manifests/latest: 429 Too Many Requests"
+    )
+    assert mirror.explain_rate_limit(ToolkitError.failed(text)).message.startswith(
+        "pull rate limit reached at 127.0.0.1:5002"
+    )
+    hub = "https://registry-1.docker.io/v2/library/ruby/manifests/2.1: toomanyrequests: You have reached"
+    assert "reached at docker.io" in mirror.explain_rate_limit(ToolkitError.failed(hub)).message
