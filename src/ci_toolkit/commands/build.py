@@ -31,7 +31,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--secret", action="append", default=[], metavar="SPEC", help="buildx --secret spec")
     p.add_argument("--builder", default="", help="buildx builder")
-    p.add_argument("--cache-key", default="", help="default: $CONTAINER_NAME, else tag repository+target+platforms")
+    p.add_argument("--cache-key", default=None, help="default: $CONTAINER_NAME, else tag repository+target+platforms")
     p.add_argument("--cache-root", default="", help="local cache root (setting cache-root)")
     p.add_argument("--cache-backend", default="", choices=("", *BACKENDS), help="setting cache-backend")
     p.add_argument("--cache-ref", default="", help="repository for --cache-backend registry")
@@ -44,6 +44,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, app: App) -> int:
     from ci_toolkit.extra_args import expand
 
+    if args.cache_key is not None:
+        from ci_toolkit.cache_keys import validate_key
+
+        validate_key(args.cache_key, source="--cache-key")
     stdin_text = None
     if args.file == "-":
         import sys
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         labels=parse_pairs(args.label, "--label"),
         build_contexts=parse_pairs(args.build_context, "--build-context"),
         secrets=tuple(args.secret),
-        cache_key=args.cache_key,
+        cache_key=args.cache_key or "",
         cache_backend=args.cache_backend,
         cache_ref=args.cache_ref,
         cache_root=args.cache_root,
