@@ -259,6 +259,7 @@ class JobRun:
     output: str
     after_code: int
     after_output: str
+    job_id: str = ""
 
 
 def run_lines(lines: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 900) -> tuple[int, str]:
