@@ -1,0 +1,161 @@
+"""Build and cache benchmarks (issue 3), side by side in one run:
+
+B1 overhead: a fully cached `ci-toolkit build` vs the identical raw `docker buildx build`.
+B2 ephemeral runner: ~10 s compute step; rebuild after an engine wipe with the cache root
+   kept vs the cold build.
+B3 growth: 20 builds each changing one layer; store size after 20 / after 1 (beside it the
+   raw `--cache-to type=local` into one directory).
+B4 swap cost: committing a generation of 1 GB vs one of 1 MB.
+
+B2 runs `docker buildx prune -af` (an engine wipe): run benchmarks on a machine of your own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Ratio, interleaved
+from ci_toolkit import cache_store
+
+BASE = "ARG DOCKER_REGISTRY=docker.io\nFROM ${DOCKER_REGISTRY}/library/busybox\n"
+
+
+def _env() -> dict[str, str]:
+    keep = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def _toolkit(args: list[str], cwd: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ci_toolkit", "-q", *args], cwd=cwd, env=_env(),
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"ci-toolkit {' '.join(args)} failed: {proc.stderr[-2000:]}")
+
+
+def _raw(args: list[str], cwd: Path) -> None:
+    subprocess.run(["docker", "buildx", "build", "--progress", "plain", *args], check=True, cwd=cwd, env=_env(),
+                   capture_output=True)  # fmt: skip
+
+
+def _project(tmp: Path, name: str, dockerfile: str) -> Path:
+    ctx = tmp / name
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def b1_overhead(tmp: Path) -> Ratio:
+    ctx = _project(tmp, "b1", BASE + "RUN head -c 20000000 /dev/urandom > /data\nRUN echo done > /done\n")
+    root, raw_dir = tmp / "b1-root", tmp / "b1-raw"
+    ours = ["build", "--cache-root", str(root), "--cache-key", "b1", "--extra-args", "--output type=cacheonly", "."]
+    raw = ["--file", "Dockerfile", "--build-arg", "DOCKER_REGISTRY=docker.io", "--output", "type=cacheonly",
+           "--cache-to", f"type=local,dest={raw_dir},mode=max",
+           "--cache-from", f"type=local,src={raw_dir}", "."]  # fmt: skip
+    _toolkit(ours, ctx)
+    _raw(raw, ctx)
+    t_ours, t_raw = interleaved(lambda: _toolkit(ours, ctx), lambda: _raw(raw, ctx), repeat=7)
+    return Ratio(
+        "B1 cached build: ci-toolkit / raw buildx", t_ours / t_raw, "<= 1.05", f"{t_ours:.2f} s", f"{t_raw:.2f} s"
+    )
+
+
+def b2_ephemeral(tmp: Path) -> Ratio:
+    compute = 'RUN end=$(($(date +%s)+10)); while [ "$(date +%s)" -lt "$end" ]; do :; done; echo ok > /ok\n'
+    ctx = _project(tmp, "b2", BASE + f"ARG SALT={time.time_ns()}\nRUN echo $SALT > /salt\n" + compute)
+    root = tmp / "b2-root"
+    args = ["build", "--cache-root", str(root), "--cache-key", "b2", "--extra-args", "--output type=cacheonly", "."]
+
+    def wipe() -> None:
+        subprocess.run(["docker", "buildx", "prune", "-af"], check=True, capture_output=True)
+
+    wipe()
+    start = time.perf_counter()
+    _toolkit(args, ctx)
+    cold = time.perf_counter() - start
+    wipe()
+    start = time.perf_counter()
+    _toolkit(args, ctx)
+    warm = time.perf_counter() - start
+    return Ratio("B2 after engine wipe: warm / cold", warm / cold, "<= 0.2", f"{warm:.2f} s", f"{cold:.2f} s")
+
+
+def b3_growth(tmp: Path) -> Ratio:
+    dockerfile = BASE + "RUN head -c 4000000 /dev/urandom > /base\nARG N\nRUN head -c 1000000 /dev/urandom > /n$N\n"
+    ctx = _project(tmp, "b3", dockerfile)
+    root, raw_dir = tmp / "b3-root", tmp / "b3-raw"
+    entry = root / "b3"
+    ours_sizes, raw_sizes = [], []
+    for n in range(20):
+        _toolkit(["build", "--cache-root", str(root), "--cache-key", "b3", "--build-arg", f"N={n}",
+                  "--extra-args", "--output type=cacheonly", "."], ctx)  # fmt: skip
+        _raw(["--build-arg", f"N={n}", "--output", "type=cacheonly",
+              "--cache-to", f"type=local,dest={raw_dir},mode=max",
+              "--cache-from", f"type=local,src={raw_dir}", "."], ctx)  # fmt: skip
+        ours_sizes.append(cache_store.disk_usage(entry))
+        raw_sizes.append(cache_store.disk_usage(raw_dir))
+    immediate = ours_sizes[-1]
+    # Generations younger than the grace period are kept on purpose; measure once it passed.
+    time.sleep(cache_store.GRACE_SECONDS + 1)
+    cache_store.collect(entry)
+    steady = cache_store.disk_usage(entry)
+    return Ratio(
+        "B3 growth over 20 builds: size after 20 / after 1",
+        steady / ours_sizes[0],
+        "<= 1.5",
+        f"{_mib(ours_sizes[0])} -> {_mib(steady)} "
+        f"({_mib(immediate)} within the {cache_store.GRACE_SECONDS:.0f} s grace)",
+        f"raw type=local: {_mib(raw_sizes[0])} -> {_mib(raw_sizes[-1])} ({raw_sizes[-1] / raw_sizes[0]:.2f}x)",
+    )
+
+
+def _layout(path: Path, size: int) -> None:
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    fake = hashlib.sha256(str(size).encode()).hexdigest()
+    blob = blobs / fake
+    if not blob.exists():
+        with open(blob, "wb") as fh:
+            os.posix_fallocate(fh.fileno(), 0, size)
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": f"sha256:{fake}", "size": size}
+    raw = json.dumps({"schemaVersion": 2, "manifests": [layer]}).encode()
+    top = hashlib.sha256(raw).hexdigest()
+    (blobs / top).write_bytes(raw)
+    desc = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": f"sha256:{top}", "size": len(raw)}
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+
+
+def b4_swap(tmp: Path) -> Ratio:
+    samples: dict[int, list[float]] = {2**30: [], 2**20: []}
+    for _ in range(7):
+        for size, found in samples.items():
+            entry = tmp / f"b4-{size}"
+            session = cache_store.open_session(entry, "b4", grace=0)
+            _layout(session.export_dir, size)  # the export itself is buildx's work, not timed
+            start = time.perf_counter()
+            session.commit()
+            found.append(time.perf_counter() - start)
+            session.close()
+    big, small = statistics.median(samples[2**30]), statistics.median(samples[2**20])
+    return Ratio("B4 pointer swap: 1 GB / 1 MB generation", big / small, "<= 2", f"{big * 1000:.2f} ms",
+                 f"{small * 1000:.2f} ms")  # fmt: skip
+
+
+def run() -> list[Ratio]:
+    tmp = Path(tempfile.mkdtemp(prefix="ci-toolkit-bench-build-"))
+    try:
+        return [b1_overhead(tmp), b2_ephemeral(tmp), b3_growth(tmp), b4_swap(tmp)]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
