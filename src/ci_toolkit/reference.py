@@ -29,7 +29,7 @@ def render(parser: argparse.ArgumentParser | None = None) -> str:
 
         parser = build_parser()
     global_flags = {s for a in parser._actions for s in a.option_strings}
-    parts = [_NOTE, "", "### Global options", "", "Accepted before or after the command.", ""]
+    parts = ["## Reference", "", _NOTE, "", "### Global options", "", "Accepted before or after the command.", ""]
     parts += _options_table([a for a in parser._actions if _shown(a)])
     parts += ["", "### Commands", ""]
     for words, sub, help_text in _leaf_commands(parser, []):
