@@ -143,14 +143,19 @@ def sweep(request: SweepRequest, *, client: Any | None = None, now: datetime | N
         raise ToolkitError.missing(f"cannot reach the Docker engine ({exc}): start it or set DOCKER_HOST") from exc
     now = now or datetime.now(timezone.utc)
     host = labels.host_id()
-    job_key = f"{request.prefix}.{labels.JOB_ID}"
-    found = [dataclasses.replace(r, job_id=r.labels.get(job_key, "")) for r in listed]
+    found = [_with_own_labels(r, request.prefix) for r in listed]
     plan = [(r, *decide(r, request, host_id=host, now=now)) for r in found]
     outcomes: list[Outcome] = []
     for kind in KINDS:
         batch = [(r, remove, why) for r, remove, why in plan if r.kind == kind]
         outcomes.extend(_apply(api, batch, request.dry_run))
     return outcomes
+
+
+def _with_own_labels(resource: Resource, prefix: str) -> Resource:
+    """Job id and creation time from our labels (the engine's time is the fallback)."""
+    created = labels.parse_time(resource.labels.get(f"{prefix}.{labels.CREATED}", "")) or resource.created
+    return dataclasses.replace(resource, job_id=resource.labels.get(f"{prefix}.{labels.JOB_ID}", ""), created=created)
 
 
 def list_resources(api: Any, request: SweepRequest) -> list[Resource]:
