@@ -8,6 +8,10 @@ import importlib.util
 import json
 import re
 import shutil
+import signal
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,10 +22,12 @@ import yaml
 from tests.integration.test_action_support import (
     REPO,
     ActionRun,
+    base_env,
     copy_checkout,
     registry_digest,
     remove_local_images,
     run_action,
+    shared_venv_root,
     unique_repo,
 )
 
@@ -36,7 +42,7 @@ def action_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tool_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One venv for the session: the action installs once and reuses it after that."""
-    return tmp_path_factory.mktemp("tool-cache")
+    return shared_venv_root(tmp_path_factory).parent
 
 
 @pytest.fixture
@@ -164,3 +170,39 @@ def test_action_inputs_all_reach_the_launcher_through_env() -> None:
         assert "${{" not in step["run"]
     for name, spec in action["outputs"].items():
         assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
+
+
+def _labelled(kind: str, job_id: str) -> list[str]:
+    every = ["-a"] if kind == "container" else []
+    label = f"label=ci-toolkit.job-id={job_id}"
+    listed = subprocess.run(["docker", kind, "ls", "-q", *every, "--filter", label], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
+
+
+def test_cancel_reaches_the_toolkit_through_the_launcher(action_path: Path, tool_cache: Path, tmp_path: Path) -> None:
+    """A CI cancels a job with SIGTERM to the step's process: the launcher forwards it, so
+    the toolkit cleans up and the step ends with 143, leaving nothing behind."""
+    job_id = f"action-cancel-{uuid.uuid4().hex[:8]}"
+    env = base_env(CI_TOOLKIT_JOB_ID=job_id, CI_TOOLKIT_VENV_ROOT=str(tool_cache / "ci-toolkit"))
+    proc = subprocess.Popen(
+        [str(action_path / "scripts" / "ci-run"), "busybox", "--", "sleep", "120"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _labelled("container", job_id):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run container never started"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert _labelled("container", job_id) == [] and _labelled("network", job_id) == []

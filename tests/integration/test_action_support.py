@@ -32,6 +32,14 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
+def shared_venv_root(factory: Any) -> Path:
+    """One venv root for the whole session: every module's first install puts the toolkit
+    there and the others find it already installed (ci-install keys it by content)."""
+    path: Path = factory.getbasetemp() / "tool-cache" / "ci-toolkit"  # $RUNNER_TOOL_CACHE/ci-toolkit
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def copy_checkout(dest: Path) -> Path:
     """A checkout of the working tree as it is now (tracked and new files, not ignored ones)."""
     listed = subprocess.run(

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.integration.test_action_support import (
@@ -21,6 +22,7 @@ from tests.integration.test_action_support import (
     registry_digest,
     remove_local_images,
     run_lines,
+    shared_venv_root,
     unique_repo,
 )
 
@@ -32,7 +34,7 @@ def _scripts(section: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return [(k, v if isinstance(v, list) else [v]) for k, v in section.items() if k.endswith("_script")]
 
 
-def test_cirrus_task_builds_promotes_and_sweeps(tmp_path: Path) -> None:
+def test_cirrus_task_builds_promotes_and_sweeps(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     data = yaml.safe_load(CIRRUS.read_text())
     task = data["image_task"]
     toolkit = copy_checkout(tmp_path / "toolkit")
@@ -58,7 +60,7 @@ def test_cirrus_task_builds_promotes_and_sweeps(tmp_path: Path) -> None:
     # What a user's own settings would say: their registry and cache directory; our toolkit.
     env.update(
         CI_TOOLKIT_REPO=toolkit.as_uri(),
-        CI_TOOLKIT_VENV_ROOT=str(tmp_path / "venvs"),
+        CI_TOOLKIT_VENV_ROOT=str(shared_venv_root(tmp_path_factory)),
         INPUT_TAGS=f"{repo}:{SHA[:12]}",
         INPUT_CACHE_ROOT=str(tmp_path / "cache"),
     )

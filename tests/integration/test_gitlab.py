@@ -27,6 +27,7 @@ from tests.integration.test_action_support import (
     registry_digest,
     remove_local_images,
     run_lines,
+    shared_venv_root,
     unique_repo,
 )
 
@@ -71,7 +72,7 @@ def toolkit_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def venv_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gitlab-venvs")
+    return shared_venv_root(tmp_path_factory)
 
 
 class Runner:
