@@ -83,6 +83,7 @@ def load(project: Mapping[str, Any], *, file: str, project_dir: Path, build_tag:
     _check_push_conflicts(steps, file)
     steps = [_with_edges(step, steps, file, project_dir) for step in steps]
     ordered = _order(steps, file)
+    _check_promote(document.get("promote", {}), steps, file)
     return Pipeline(file=file, project_dir=project_dir, steps=tuple(ordered), promote=document.get("promote", {}))
 
 
@@ -171,6 +172,15 @@ def _check_push_conflicts(steps: Sequence[Step], file: str) -> None:
                     f"{target} is also pushed by step {other!r}: a step cannot re-tag another step's image "
                     "(each step pushes its own repository)",
                 )
+
+
+def _check_promote(promote: Mapping[str, Any], steps: Sequence[Step], file: str) -> None:
+    by_name = {s.name: s for s in steps}
+    for name in promote:
+        if name not in by_name:
+            raise fail(file, ("promote", name), f"unknown step {name!r}")
+        if not by_name[name].push_targets:
+            raise fail(file, ("promote", name), f"step {name!r} pushes nothing (add push: to it)")
 
 
 def _with_edges(step: Step, steps: Sequence[Step], file: str, project_dir: Path) -> Step:

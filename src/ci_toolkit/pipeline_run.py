@@ -55,6 +55,7 @@ class StepOutcome:
 class RunReport:
     outcomes: tuple[StepOutcome, ...]
     artifacts: Path
+    promoted: tuple[Any, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -72,15 +73,17 @@ def run(
 ) -> RunReport:
     check(pipeline, options)
     steps = select(pipeline, names)
-    _require_run_support(steps, pipeline.file)
     outcomes: dict[str, StepOutcome] = {}
     images: dict[str, StepImage] = {}
+    promoted: list[Any] = []
     try:
         for step in steps:
             outcomes[step.name] = _next(pipeline, step, options, app, outcomes, images, keep_going)
+        if all(o.status == OK for o in outcomes.values()):
+            promoted = promote_all(pipeline, list(outcomes.values()), options, app)
     finally:
         done = tuple(outcomes.get(s.name) or StepOutcome(name=s.name, status=NOT_RUN) for s in steps)
-        report = RunReport(outcomes=done, artifacts=artifacts)
+        report = RunReport(outcomes=done, artifacts=artifacts, promoted=tuple(promoted))
         publish(report, app)
     return report
 
@@ -131,7 +134,7 @@ def _run_step(pipeline: Pipeline, step: Step, options: Options, app: App, images
             outcome.platforms = platform_digests(image.image, app)
         app.reporter.info(f"step {step.name}: {image.image} ({_cache_text(outcome.cache)})")
     if planned.run:
-        _run_container(step, planned.run, app)
+        _run_container(step, planned.run, app, pipeline.project_dir)
     return outcome
 
 
@@ -201,26 +204,74 @@ def platform_digests(image: str, app: App) -> dict[str, str]:
     return result
 
 
-def _require_run_support(steps: Sequence[Step], file: str) -> None:
-    for step in steps:
-        if "run" in step.spec and not _containers_available():
-            raise ToolkitError.missing(
-                f"{file}: steps.{step.name}.run: run steps are not available in this version "
-                "(needs the containers support); run the build steps with --step"
+def _run_container(step: Step, spec: Mapping[str, Any], app: App, project_dir: Path) -> None:
+    from ci_toolkit.containers import RunRequest, run_in_container
+    from ci_toolkit.services import parse_service
+
+    shell = str(spec.get("shell", "sh"))
+    command: tuple[str, ...] = ()
+    if "cmds" in spec:
+        command = (shell, "-c", "set -e\n" + "\n".join(str(c) for c in spec["cmds"]))
+    elif "cmd" in spec:
+        command = (shell, "-c", str(spec["cmd"]))
+    workdir = project_dir / str(spec.get("workdir", "."))
+    request = RunRequest(
+        image=str(spec["image"]),
+        command=command,
+        services=tuple(parse_service(str(s)) for s in spec.get("services", ())),
+        env={k: str(v) for k, v in spec.get("env", {}).items()},
+        workdir=str(workdir),
+        pull_policy=str(spec.get("pull-policy", app.settings.pull_policy)),
+        timeout=float(spec["timeout"]) if "timeout" in spec else None,
+        step=step.name,
+    )
+    code = run_in_container(request, settings=app.settings, ci=app.ci, reporter=app.reporter, cwd=project_dir)
+    if code != 0:
+        raise ToolkitError.failed(f"the run command exited with {code}")
+
+
+def promote_all(pipeline: Pipeline, outcomes: Sequence[StepOutcome], options: Options, app: App) -> list[Any]:
+    """The ``promote:`` section, once every step succeeded: each floating tag of each pushed
+    repository of the step moves to this build's digest (never backwards)."""
+    from ci_toolkit.pipeline import split_tag
+    from ci_toolkit.promote import PromoteRequest, promote
+
+    if not pipeline.promote:
+        return []
+    if not options.push:
+        app.reporter.info("promote: skipped (nothing was pushed; run with --push)")
+        return []
+    by_name = {o.name: o for o in outcomes}
+    results: list[Any] = []
+    for name, spec in pipeline.promote.items():
+        config = spec if isinstance(spec, dict) else {"tags": spec}
+        outcome = by_name.get(name)
+        if outcome is None or not outcome.digest:
+            continue
+        repos = dict.fromkeys(split_tag(t)[0] for t in pipeline.step(name).push_targets)
+        for repo in repos:
+            request = PromoteRequest(
+                source=f"{repo}@{outcome.digest}",
+                tags=tuple(config["tags"]),
+                order_by=str(config.get("order-by", "auto")),
+                force=bool(config.get("force", False)),
+                strict=bool(config.get("strict", False)),
+                dry_run=app.dry_run,
             )
-
-
-def _containers_available() -> bool:
-    return False
-
-
-def _run_container(step: Step, spec: Mapping[str, Any], app: App) -> None:
-    raise ToolkitError.missing(f"steps.{step.name}.run: run steps are not available in this version")
+            result = promote(request, settings=app.settings, env=app.env, reporter=app.reporter)
+            for tag in result.outcomes:
+                app.reporter.info(f"promote {name}: {tag.detail}")
+            if result.exit_code:
+                raise ToolkitError.failed(f"promote {name}: a tag was not moved ({result.skipped[0].detail})")
+            results.append({"step": name, **result.as_dict()})
+    return results
 
 
 def publish(report: RunReport, app: App) -> None:
     """artifacts.json, CI outputs (``<step>-image`` / ``<step>-digest``) and the summary."""
-    data = {"steps": {o.name: o.as_dict() for o in report.outcomes}}
+    data: dict[str, Any] = {"steps": {o.name: o.as_dict() for o in report.outcomes}}
+    if report.promoted:
+        data["promote"] = list(report.promoted)
     if not app.dry_run:
         report.artifacts.parent.mkdir(parents=True, exist_ok=True)
         report.artifacts.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

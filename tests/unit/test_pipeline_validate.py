@@ -147,6 +147,26 @@ INVALID: list[tuple[str, str, list[str]]] = [
     ("bad-secret", "steps:\n" + _inline("a", extra="  secrets: ['src=/x']"), ["steps.a.build.secrets[0]", "id="]),
     ("empty-target", "steps:\n" + _inline("a", extra="  target: ''"), ["steps.a.build.target", "empty"]),
     (
+        "promote-unknown-step",
+        "steps:\n" + _inline("a") + "promote:\n  b: [latest]\n",
+        ["promote.b", "unknown step 'b'"],
+    ),
+    (
+        "promote-step-without-push",
+        "steps:\n" + _inline("a") + "promote:\n  a: [latest]\n",
+        ["promote.a", "pushes nothing"],
+    ),
+    (
+        "promote-bad-tag",
+        "steps:\n" + _inline("a") + "    push: 127.0.0.1:5000/x/a\npromote:\n  a: ['la test']\n",
+        ["promote.a[0]", "'la test'"],
+    ),
+    (
+        "run-bad-pull-policy",
+        "steps:\n" + _step("a", "run:\n  image: busybox\n  pull-policy: sometimes"),
+        ["steps.a.run.pull-policy", "always, if-not-present, never"],
+    ),
+    (
         "tag-base-without-build-registry",
         "build-registry: ''\nsteps:\n"
         + _inline("a")
