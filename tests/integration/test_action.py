@@ -206,3 +206,36 @@ def test_cancel_reaches_the_toolkit_through_the_launcher(action_path: Path, tool
             proc.kill()
     assert proc.returncode == 143, err
     assert _labelled("container", job_id) == [] and _labelled("network", job_id) == []
+
+
+def test_pipeline_through_the_action_reports_each_step_in_metadata(
+    action_path: Path, tool_cache: Path, workspace: Path
+) -> None:
+    repo = unique_repo("action-pipeline")
+    (workspace / "pipeline.yaml").write_text(
+        "build-registry: 127.0.0.1:5000\n"
+        "insecure-registries: [127.0.0.1:5000, 127.0.0.1:5001, 127.0.0.1:5002]\n"
+        "steps:\n"
+        "  app:\n"
+        "    build:\n"
+        "      path: .\n"
+        "      build-args: {DOCKER_REGISTRY: docker.io}\n"
+        "      platforms: [linux/amd64]\n"
+        f"    push: {repo}\n"
+    )
+    run = run_action(
+        action_path,
+        {"command": "pipeline", "config": "pipeline.yaml", "push": "true", "cache-root": str(workspace / "cache")},
+        workspace=workspace,
+        tool_cache=tool_cache,
+    )
+    build_tag = f"{run.github_env['GITHUB_SHA'][:7]}-{run.github_env['GITHUB_RUN_NUMBER']}"
+    remove_local_images([f"{repo}:{build_tag}"])
+    assert run.code == 0, run.log
+    # What examples/github/multi-platform-pipeline.yml reads with fromJSON(...).steps.app.image
+    app = json.loads(run.outputs["metadata"])["steps"]["app"]
+    assert app["status"] in ("built", "ok", "succeeded", "done"), app
+    assert app["digest"] == registry_digest(f"{repo}:{build_tag}")
+    assert app["image"].endswith("@" + app["digest"]), "an immutable reference, fit for promote's source"
+    assert f"{repo}:{build_tag}@{app['digest']}" in app["refs"]
+    assert "app" in run.summary
