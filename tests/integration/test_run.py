@@ -125,3 +125,24 @@ def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Pat
     result = run_cli(["run", *args, "busybox", "true"], cwd=tmp_path)
     assert result.code == 2
     assert len(result.error_lines) == 1 and needle in result.error_lines[0], result.err
+
+
+def test_pulls_go_through_the_configured_mirror(job: str, tmp_path: Path) -> None:
+    result = run_cli(
+        [
+            "run",
+            "--set",
+            f"job-id={job}",
+            "--set",
+            "mirrors={docker.io: [127.0.0.1:5002]}",
+            "--pull-policy",
+            "always",
+            "busybox:latest",
+            "echo",
+            "mirrored-ok",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.code == 0, result.err
+    assert "pulling 127.0.0.1:5002/library/busybox:latest" in result.err
+    assert "mirrored-ok" in result.out
