@@ -239,3 +239,37 @@ def test_pipeline_through_the_action_reports_each_step_in_metadata(
     assert app["image"].endswith("@" + app["digest"]), "an immutable reference, fit for promote's source"
     assert f"{repo}:{build_tag}@{app['digest']}" in app["refs"]
     assert "app" in run.summary
+
+
+def test_launcher_maps_inputs_to_one_command_line_without_a_shell() -> None:
+    launcher = _load_ci_action()
+    env = {
+        "INPUT_COMMAND": "build",
+        "INPUT_CONTEXT": "app",
+        "INPUT_FILE": "app/Dockerfile.ci",
+        "INPUT_PLATFORMS": "linux/amd64,\nlinux/arm64",
+        "INPUT_TAGS": "r/a:1, r/a:2",
+        "INPUT_PUSH": "true",
+        "INPUT_BUILD_ARGS": "A=1,2\nB=$(touch /tmp/x)",
+        "INPUT_LABELS": "l=x y",
+        "INPUT_CACHE_ROOT": "/var/cache/ci",
+        "INPUT_EXTRA_ARGS": "--ssh default",
+        "INPUT_CONFIG": "ci.yaml",
+        "INPUT_ARGS": "--builder 'my builder'",
+    }
+    argv = launcher.command_line("build", launcher.read_inputs(env), env, strict=True)
+    assert argv == [
+        *["--config", "ci.yaml", "--set", "cache-root=/var/cache/ci", "build", "app"],
+        *["--file", "app/Dockerfile.ci", "--platform", "linux/amd64,linux/arm64"],
+        *["--tag", "r/a:1", "--tag", "r/a:2", "--build-arg", "A=1,2", "--build-arg", "B=$(touch /tmp/x)"],
+        *["--label", "l=x y", "--push", "--extra-args", "--ssh default", "--builder", "my builder"],
+    ]
+    promote = {"INPUT_SOURCE": "r/a:1", "INPUT_PROMOTE_TAGS": "latest,stable"}
+    assert launcher.command_line("promote", launcher.read_inputs(promote), promote, strict=True) == [
+        *["promote", "r/a:1", "--tag", "latest", "--tag", "stable"]
+    ]
+    # In GitLab, the build job's dotenv report supplies the source.
+    assert (
+        launcher.command_line("promote", launcher.read_inputs({}), {"CI_TOOLKIT_IMAGE": "r/a:9"}, strict=False)[1]
+        == "r/a:9"
+    )
