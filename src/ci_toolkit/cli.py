@@ -73,7 +73,26 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+_VALUE_OPTIONS = ("--config", "--env-file", "--set")
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in argv, found without argparse (global options may precede it)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in _VALUE_OPTIONS:
+            next(tokens, None)
+        elif token == "--":
+            return None
+        elif not token.startswith("-"):
+            module = token.replace("-", "_")
+            return module if module in COMMAND_MODULES else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or with ``only`` one command registered: importing every command
+    module (and what they import) costs more than most commands' own work."""
     import importlib
 
     parser_class = _parser_class()
@@ -84,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     common = parser_class(add_help=False)
     _global_options(common, top=False)
-    for name in COMMAND_MODULES:
+    for name in (only,) if only else COMMAND_MODULES:
         module = importlib.import_module(f"ci_toolkit.commands.{name}")
         module.register(subparsers, common)
     return parser
@@ -113,7 +132,7 @@ def main(
     verbose = False
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command_in(argv)).parse_args(argv)
         verbose = args.verbose
         return _dispatch(args, env, cwd or Path.cwd(), reporter)
     except ToolkitError as exc:
