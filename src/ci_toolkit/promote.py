@@ -7,10 +7,13 @@ The ordering guard reads the ordering key of what the tag points to now (the too
 the semver of ``org.opencontainers.image.version``) and skips the promotion if ours is older.
 
 The registry API has no compare-and-swap, so "read, compare, PUT" races with a concurrent
-promoter. We narrow the window: after our PUT we read the tag back, then re-check twice after
-random delays scaled by our own read-to-write time, and put ours back if an older image
-overwrote it. What remains: an older promoter that read the tag before our PUT and writes
-only after our last re-check (its read-to-write gap longer than ~10x ours) still wins.
+promoter. We narrow the window. Before the PUT, a HEAD confirms the tag has not moved while we
+read the ordering keys, so each promoter's unguarded window is one HEAD-to-PUT round trip.
+After the PUT we read the tag back, then re-check twice after random delays scaled by our own
+HEAD-to-PUT time (about 3x, then about 6x more), and put ours back if an older image overwrote
+it. The window that remains: an older promoter that sent its HEAD before our PUT and whose PUT
+lands after our last re-check (its HEAD-to-PUT time ~10x ours, e.g. a stalled runner) still
+wins, and nothing we can do inside the registry API closes that.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ ORDER_BY = ("auto", "build-number", "created", "semver")
 CREATED = "org.opencontainers.image.created"
 VERSION = "org.opencontainers.image.version"
 MAX_REPAIRS = 3
+# Each retry means another promoter moved the tag meanwhile: progress, so allow plenty.
+MAX_REREADS = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,26 +196,36 @@ class _Promoter:
     def _promote_tag(self, tag: str, manifest: Manifest) -> TagOutcome:
         ref = self.target.with_tag(tag)
         repo = self.target.repository
-        started = time.monotonic()
-        current = self.client.get_manifest(repo, tag)
-        if current is not None and current.digest == manifest.digest:
-            return self._outcome(ref, "unchanged", manifest.digest, current.digest, f"{tag} already points here")
-        if current is not None and not self.request.force:
-            verdict = self._compare(manifest, current, repo)
-            if verdict is not None:
-                return self._outcome(ref, "skipped", manifest.digest, current.digest, f"skipped: {tag} {verdict}")
-        previous = current.digest if current else ""
-        if self.request.dry_run:
-            return self._outcome(ref, "would-promote", manifest.digest, previous, f"would point {ref} at it")
-        self._copy_referenced(manifest)
-        self.client.put_manifest(repo, tag, manifest)
-        gap = time.monotonic() - started
-        return self._settle(ref, manifest, previous, gap)
+        for _ in range(MAX_REREADS):
+            started = time.monotonic()
+            current = self.client.get_manifest(repo, tag)
+            if current is not None and current.digest == manifest.digest:
+                return self._outcome(ref, "unchanged", manifest.digest, current.digest, f"{tag} already points here")
+            if current is not None and not self.request.force:
+                verdict = self._compare(manifest, current, repo)
+                if verdict is not None:
+                    return self._outcome(ref, "skipped", manifest.digest, current.digest, f"skipped: {tag} {verdict}")
+            previous = current.digest if current else ""
+            if self.request.dry_run:
+                return self._outcome(ref, "would-promote", manifest.digest, previous, f"would point {ref} at it")
+            self._copy_referenced(manifest)
+            if current is not None and not self.request.force:
+                # Reading the ordering keys took a few round trips; confirm the tag did not move
+                # meanwhile, so our unguarded window is this HEAD-to-PUT, not the whole compare.
+                started = time.monotonic()
+                if self.client.head_manifest(repo, tag) != previous:
+                    continue
+            self.client.put_manifest(repo, tag, manifest)
+            return self._settle(ref, manifest, previous, time.monotonic() - started)
+        raise ToolkitError.failed(f"{ref} kept moving while we compared; try again")
 
     def _settle(self, ref: Reference, manifest: Manifest, previous: str, gap: float) -> TagOutcome:
         """Read back now, then twice more after random delays; put ours back over older images."""
         repairs = 0
-        delays = (0.0, self._rng.uniform(2, 4) * gap + 0.02, self._rng.uniform(6, 10) * gap + 0.05)
+        # A racer that read the tag before our PUT writes within about its own read-to-write
+        # time, which is about ours: look again after a few of those, and after a few more.
+        first = self._rng.uniform(2, 4) * gap + 0.005
+        delays = (0.0, first, self._rng.uniform(4, 8) * gap + 0.01)
         for delay in delays:
             if delay:
                 time.sleep(min(delay, 5.0))

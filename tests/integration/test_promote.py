@@ -167,10 +167,10 @@ def test_ten_concurrent_promotions_leave_latest_at_the_newest_build(repo: str) -
             )
             for n in order
         ]
-        for proc in procs:
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err
-            outcomes.append(out)
-        assert tag_digest(BASE, repo, tag) == newest, f"trial {trial}: order {order}"
+        results = [(n, proc, *proc.communicate(timeout=120)) for n, proc in zip(order, procs, strict=True)]
+        report = "\n".join(f"build {n}: exit {p.returncode}: {out.strip()} {err.strip()}" for n, p, out, err in results)
+        assert all(p.returncode == 0 for _, p, _, _ in results), report
+        outcomes.extend(out for _, _, out, _ in results)
+        assert tag_digest(BASE, repo, tag) == newest, f"trial {trial}:\n{report}"
     # The guard did real work: some promoters found a newer build already there.
     assert any(o.startswith("skipped:") for o in outcomes)

@@ -29,6 +29,7 @@ class MemoryRegistry:
         self.tags: dict[tuple[str, str], str] = {}
         self.calls: list[tuple[str, str]] = []
         self.after_put: Any = None
+        self.on_blob_read: Any = None
 
     def push(self, repo: str, tag: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> str:
         entries = []
@@ -85,6 +86,9 @@ class MemoryRegistry:
             if ref == "uploads/" or ref == "uploads":
                 return Resp(201)
             if (repo, ref) in self.blobs:
+                if self.on_blob_read and method == "GET":
+                    hook, self.on_blob_read = self.on_blob_read, None
+                    hook()
                 return Resp(200, self.blobs[(repo, ref)] if method == "GET" else b"")
             return Resp(404)
         return Resp(400)
@@ -198,6 +202,22 @@ def test_an_older_image_written_right_after_ours_is_repaired() -> None:
     result = run(reg, source=f"{HOST}/app:build-2")
     assert result.outcomes[0].action == "repaired"
     assert reg.tags[("app", "latest")] == new
+
+
+def test_a_tag_moved_while_we_compared_is_read_again() -> None:
+    reg = MemoryRegistry()
+    reg.push("app", "build-1", {"ci-toolkit.build-number": "1"})
+    reg.push("app", "build-2", {"ci-toolkit.build-number": "2"})
+    newer = reg.push("app", "build-3", {"ci-toolkit.build-number": "3"})
+    run(reg, source=f"{HOST}/app:build-1")
+
+    def racing_writer() -> None:
+        reg.tags[("app", "latest")] = newer
+
+    reg.on_blob_read = racing_writer
+    result = run(reg, source=f"{HOST}/app:build-2")
+    assert result.outcomes[0].detail == "skipped: latest is at build 3, this is build 2"
+    assert reg.tags[("app", "latest")] == newer
 
 
 def test_a_newer_image_written_right_after_ours_wins() -> None:
