@@ -124,7 +124,8 @@ def _run_step(pipeline: Pipeline, step: Step, options: Options, app: App, images
     if planned.request is not None:
         host = _Host(app, pipeline.project_dir)
         result = run_build(planned.request, host)
-        image = StepImage(ref=planned.image_ref, digest=result.digest)
+        digest = result.digest or (f"<digest of step {step.name}>" if app.dry_run else "")
+        image = StepImage(ref=planned.image_ref, digest=digest)
         images[step.name] = image
         outcome.image = image.image
         outcome.digest = result.digest
