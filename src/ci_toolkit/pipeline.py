@@ -198,7 +198,28 @@ def _with_edges(step: Step, steps: Sequence[Step], file: str, project_dir: Path)
         edges.append(Edge(target=name, path=path))
     if step.builds:
         edges.extend(_base_edges(step, steps, project_dir))
+        _check_base_platforms(step, edges, by_name, file)
     return Step(name=step.name, spec=step.spec, push_targets=step.push_targets, edges=tuple(edges))
+
+
+def _check_base_platforms(step: Step, edges: Sequence[Edge], by_name: Mapping[str, Step], file: str) -> None:
+    """A step built on another step's image can only build the platforms that image has."""
+    for edge in edges:
+        base = by_name[edge.target]
+        if not (edge.context_name or edge.path[2] == "build") or not (step.platforms and base.platforms):
+            continue
+        missing = [p for p in step.platforms if _platform_key(p) not in {_platform_key(b) for b in base.platforms}]
+        if missing:
+            raise fail(
+                file,
+                ("steps", step.name, "build", "platforms"),
+                f"{missing[0]} is not built by step {base.name!r}, whose image this step builds on "
+                f"(it builds {', '.join(base.platforms)})",
+            )
+
+
+def _platform_key(platform: str) -> str:
+    return {"linux/arm64/v8": "linux/arm64", "linux/amd64/v1": "linux/amd64"}.get(platform, platform)
 
 
 def step_refs(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str, str]]:

@@ -23,6 +23,9 @@ from ci_toolkit.pipeline_plan import Options, StepImage, check, plan_step, selec
 if TYPE_CHECKING:
     from ci_toolkit.app import App
     from ci_toolkit.build import BuildResult
+    from ci_toolkit.ci import CIContext
+    from ci_toolkit.report import Reporter
+    from ci_toolkit.settings import Settings
 
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
 
@@ -122,7 +125,7 @@ def _run_step(pipeline: Pipeline, step: Step, options: Options, app: App, images
     planned = plan_step(pipeline, step, options, images)
     outcome = StepOutcome(name=step.name, status=OK)
     if planned.request is not None:
-        host = _Host(app, pipeline.project_dir)
+        host = StepHost(app, pipeline.project_dir)
         result = run_build(planned.request, host)
         digest = result.digest or (f"<digest of step {step.name}>" if app.dry_run else "")
         image = StepImage(ref=planned.image_ref, digest=digest)
@@ -153,14 +156,14 @@ def _cache_text(cache: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class _Host:
+class StepHost:
     """The app, with relative build paths resolving against the project directory."""
 
     app: App
     cwd: Path
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self.app.settings
 
     @property
@@ -168,11 +171,11 @@ class _Host:
         return self.app.env
 
     @property
-    def ci(self) -> Any:
+    def ci(self) -> CIContext:
         return self.app.ci
 
     @property
-    def reporter(self) -> Any:
+    def reporter(self) -> Reporter:
         return self.app.reporter
 
     @property

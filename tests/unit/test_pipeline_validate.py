@@ -147,6 +147,13 @@ INVALID: list[tuple[str, str, list[str]]] = [
     ("bad-secret", "steps:\n" + _inline("a", extra="  secrets: ['src=/x']"), ["steps.a.build.secrets[0]", "id="]),
     ("empty-target", "steps:\n" + _inline("a", extra="  target: ''"), ["steps.a.build.target", "empty"]),
     (
+        "platform-the-base-step-does-not-build",
+        "steps:\n"
+        + _inline("a", extra="  platforms: [linux/amd64]")
+        + _inline("b", "FROM {{ steps.a.image }}\\n", "  platforms: [linux/amd64, linux/arm64]"),
+        ["steps.b.build.platforms", "linux/arm64 is not built by step 'a'"],
+    ),
+    (
         "promote-unknown-step",
         "steps:\n" + _inline("a") + "promote:\n  b: [latest]\n",
         ["promote.b", "unknown step 'b'"],

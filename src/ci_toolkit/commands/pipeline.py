@@ -131,12 +131,12 @@ def _command(planned: PlannedStep, app: App, project_dir: Path) -> str:
     """The exact buildx command, from the build module's own dry run; the values that differ
     on every call (temporary paths, the creation time) are shown as placeholders."""
     from ci_toolkit.build import run_build
-    from ci_toolkit.pipeline_run import _Host
+    from ci_toolkit.pipeline_run import StepHost
 
     assert planned.request is not None
     quiet = Reporter(quiet=True, stream=io.StringIO(), stdout=io.StringIO(), masker=app.reporter.masker)
     dry = dataclasses.replace(app, dry_run=True, reporter=quiet)
-    result = run_build(planned.request, _Host(dry, project_dir))
+    result = run_build(planned.request, StepHost(dry, project_dir))
     argv = [_stable(a) for a in result.argv]
     text = proc.format_argv(argv)
     return text.replace(str(project_dir), ".")
