@@ -41,8 +41,13 @@ class Project:
         return data
 
     def remove_images(self) -> None:
-        if self.created:
-            subprocess.run(["docker", "image", "rm", "--force", *sorted(self.created)], capture_output=True)
+        """Every image tagged with this run's unique build tag, and every ref the runs reported."""
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+        ).stdout.split()
+        refs = self.created | {ref for ref in listed if ref.endswith(f":{self.build_tag}")}
+        if refs:
+            subprocess.run(["docker", "image", "rm", "--force", *sorted(refs)], capture_output=True)
 
 
 def copy_example(name: str, tmp_path: Path, text: str | None = None) -> Project:
