@@ -237,7 +237,9 @@ class _Promoter:
             theirs = self.client.get_manifest(ref.repository, now)
             if theirs is None:
                 continue
-            if self.request.force or self._compare(manifest, theirs, ref.repository) is None:
+            # Only a provably older image is overwritten; an equal or unknown one, or any image
+            # under --force, was written after ours on purpose and wins (no ping-pong).
+            if not self.request.force and self._order(manifest, theirs, ref.repository) == 1:
                 if repairs >= MAX_REPAIRS:
                     raise ToolkitError.failed(f"{ref} keeps being overwritten with older images; gave up")
                 self.reporter.warning(f"{ref} was overwritten with an older image ({now[:19]}); putting ours back")
@@ -245,7 +247,7 @@ class _Promoter:
                 repairs += 1
             else:
                 return self._outcome(
-                    ref, "superseded", manifest.digest, previous, f"superseded: a newer image took {ref.tag}"
+                    ref, "superseded", manifest.digest, previous, f"superseded: {now} took {ref.tag} after us"
                 )
         action = "repaired" if repairs else "promoted"
         return self._outcome(ref, action, manifest.digest, previous, f"promoted {ref} -> {manifest.digest}")
@@ -287,19 +289,35 @@ class _Promoter:
     # ------------------------------------------------------------------ ordering
     def _compare(self, ours: Manifest, theirs: Manifest, their_repo: str) -> str | None:
         """None if ours may replace theirs, else the reason it may not ("is at build 12, ...")."""
-        mine = self._read_keys(self.source.repository, ours)
-        other = self._read_keys(their_repo, theirs)
-        kinds = (self.request.order_by,) if self.request.order_by != "auto" else ("build-number", "created")
-        for kind in kinds:
-            if kind in mine and kind in other:
-                a, b = mine[kind], other[kind]
-                return f"is at {b.text}, this is {a.text}" if a.value < b.value else None
-        missing = [k for k in kinds if k not in mine]
-        if len(missing) == len(kinds):
-            names = " or ".join(_KIND_NAMES[k] for k in kinds)
-            raise ToolkitError.failed(f"{self.source} has no {names} to order by; use --force")
-        self.reporter.warning(f"what the tag points to now ({theirs.digest[:19]}) has no ordering key; replacing it")
-        return None
+        order = self._order(ours, theirs, their_repo)
+        if order is None:
+            kinds = self._kinds()
+            if not any(k in self._read_keys(self.source.repository, ours) for k in kinds):
+                names = " or ".join(_KIND_NAMES[k] for k in kinds)
+                raise ToolkitError.failed(f"{self.source} has no {names} to order by; use --force")
+            self.reporter.warning(f"the tag points to {theirs.digest[:19]}, which has no ordering key; replacing it")
+            return None
+        kind = self._shared_kind(ours, theirs)
+        if order >= 0 or kind is None:
+            return None
+        return f"is at {self._keys[theirs.digest][kind].text}, this is {self._keys[ours.digest][kind].text}"
+
+    def _order(self, ours: Manifest, theirs: Manifest, their_repo: str) -> int | None:
+        """-1, 0 or 1 as ours is older, as old, or newer than theirs; None if not comparable."""
+        self._read_keys(self.source.repository, ours)
+        self._read_keys(their_repo, theirs)
+        kind = self._shared_kind(ours, theirs)
+        if kind is None:
+            return None
+        a, b = self._keys[ours.digest][kind].value, self._keys[theirs.digest][kind].value
+        return (a > b) - (a < b)
+
+    def _shared_kind(self, ours: Manifest, theirs: Manifest) -> str | None:
+        mine, other = self._keys[ours.digest], self._keys[theirs.digest]
+        return next((k for k in self._kinds() if k in mine and k in other), None)
+
+    def _kinds(self) -> tuple[str, ...]:
+        return (self.request.order_by,) if self.request.order_by != "auto" else ("build-number", "created")
 
     def _read_keys(self, repository: str, manifest: Manifest) -> dict[str, OrderKey]:
         if manifest.digest in self._keys:
@@ -314,9 +332,10 @@ class _Promoter:
                 sub = self.client.get_manifest(repository, child)
                 image = sub.parsed() if sub else {}
                 _merge(values, image.get("annotations"))
-        wanted = (self.build_label, CREATED, VERSION)
+        # Annotations may already carry the key: then the image config is not read at all.
+        wanted = {"auto": self.build_label, "build-number": self.build_label, "created": CREATED}
         config_digest = str(image.get("config", {}).get("digest", ""))
-        if config_digest and not all(k in values for k in wanted):
+        if config_digest and wanted.get(self.request.order_by, VERSION) not in values:
             config = self.client.get_blob_json(repository, config_digest)
             _merge(values, (config.get("config") or {}).get("Labels"))
             if config.get("created"):

@@ -157,9 +157,8 @@ def test_annotation_is_read_without_touching_blobs() -> None:
     reg.push("app", "b", {}, {"ci-toolkit.build-number": "19"})
     run(reg, source=f"{HOST}/app:a")
     reg.calls.clear()
-    assert run(reg, source=f"{HOST}/app:b").outcomes[0].action == "skipped"
-    # Annotations carry the build number, but created/version are looked for in the config too.
-    assert not [c for c in reg.calls if c[0] in ("PUT", "POST")]
+    assert run(reg, source=f"{HOST}/app:b").outcomes[0].detail == "skipped: latest is at build 20, this is build 19"
+    assert not [c for c in reg.calls if "/blobs/" in c[1]]
 
 
 def test_semver_and_created_ordering() -> None:
@@ -218,6 +217,24 @@ def test_a_tag_moved_while_we_compared_is_read_again() -> None:
     result = run(reg, source=f"{HOST}/app:build-2")
     assert result.outcomes[0].detail == "skipped: latest is at build 3, this is build 2"
     assert reg.tags[("app", "latest")] == newer
+
+
+def test_a_rebuild_with_the_same_build_number_written_after_ours_is_left_alone() -> None:
+    reg = MemoryRegistry()
+    reg.push("app", "build-1", {"ci-toolkit.build-number": "1"})
+    ours = reg.push("app", "build-2", {"ci-toolkit.build-number": "2"})
+    rerun = reg.push("app", "build-2-rerun", {"ci-toolkit.build-number": "2"})
+    run(reg, source=f"{HOST}/app:build-1")
+    reg.calls.clear()
+
+    def racing_writer() -> None:
+        reg.tags[("app", "latest")] = rerun
+
+    reg.after_put = racing_writer
+    result = run(reg, source=f"{HOST}/app:build-2")
+    assert result.outcomes[0].action == "superseded"
+    assert reg.tags[("app", "latest")] == rerun != ours
+    assert [c for c in reg.calls if c[0] == "PUT"] == [("PUT", "/v2/app/manifests/latest")]  # no fight
 
 
 def test_a_newer_image_written_right_after_ours_wins() -> None:
