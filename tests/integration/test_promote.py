@@ -126,6 +126,12 @@ def test_latest_never_moves_backwards_and_reads_only_small_configs(repo: str) ->
         assert state.requests("PUT") == []
     assert tag_digest(BASE, repo, "latest") == newer
 
+    dry = run_cli(
+        ["promote", f"{PUSH_REGISTRY}/{repo}:build-9", "--tag", "latest", "--force", "--dry-run"], env=cli_env()
+    )
+    assert dry.code == 0 and "would point" in dry.out
+    assert tag_digest(BASE, repo, "latest") == newer
+
     strict = run_cli(["promote", f"{PUSH_REGISTRY}/{repo}:build-9", "--tag", "latest", "--strict"], env=cli_env())
     assert strict.code == 1
     assert tag_digest(BASE, repo, "latest") == newer

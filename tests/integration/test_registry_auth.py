@@ -61,8 +61,9 @@ def test_credentials_from_docker_config_json(registry: tuple[str, str], tmp_path
     )
 
 
-def test_credentials_from_a_credential_helper(registry: tuple[str, str], tmp_path: Path) -> None:
-    """credHelpers names `docker-credential-<name>` on PATH, run through the Docker SDK."""
+@pytest.mark.parametrize("key", ["credHelpers", "credsStore"])
+def test_credentials_from_a_credential_helper(registry: tuple[str, str], tmp_path: Path, key: str) -> None:
+    """credHelpers / credsStore name `docker-credential-<name>` on PATH, run through the Docker SDK."""
     host, base = registry
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -70,11 +71,13 @@ def test_credentials_from_a_credential_helper(registry: tuple[str, str], tmp_pat
     secret = json.dumps({"ServerURL": host, "Username": USER, "Secret": PASSWORD})
     helper.write_text(f"#!/bin/sh\nread server\n[ \"$server\" = '{host}' ] || exit 1\necho '{secret}'\n")
     helper.chmod(0o755)
-    cfg = _docker_config(tmp_path, {"credHelpers": {host: "citest"}})
+    cfg = _docker_config(
+        tmp_path, {"credHelpers": {host: "citest"}} if key == "credHelpers" else {"credsStore": "citest"}
+    )
     env = cli_env(DOCKER_CONFIG=str(cfg), PATH=f"{bin_dir}:{os.environ['PATH']}")
-    result = run_cli_process(["promote", f"{host}/team/app:build-2", "--tag", "helper-tag"], env=env)
+    result = run_cli_process(["promote", f"{host}/team/app:build-2", "--tag", f"helper-{key.lower()}"], env=env)
     assert result.code == 0, result.err
-    assert tag_digest(base, "team/app", "helper-tag", auth=(USER, PASSWORD)) is not None
+    assert tag_digest(base, "team/app", f"helper-{key.lower()}", auth=(USER, PASSWORD)) is not None
     assert PASSWORD not in result.out + result.err
 
 
