@@ -4,31 +4,12 @@ recently used first, until the store is within its age and size bounds. A genera
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci_toolkit import cache_store
 from ci_toolkit.cache_keys import key_dirname
-from ci_toolkit.errors import ToolkitError
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
-    if not m:
-        raise ToolkitError.bad_input(f"bad size {text!r}: expected e.g. 500M, 20G")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def parse_age(text: str) -> float:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
-    if not m:
-        raise ToolkitError.bad_input(f"bad age {text!r}: expected e.g. 30s, 12h, 14d")
-    return float(m.group(1)) * _AGE_UNITS[m.group(2) or "s"]
 
 
 @dataclass(frozen=True)

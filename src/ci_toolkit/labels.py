@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,36 +159,3 @@ def owner_alive(pid: int, pid_start: str, proc: Path = _PROC) -> bool:
 
 def format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime | None:
-    """Our ``created`` label, or the engine's timestamps (RFC 3339 with nanoseconds)."""
-    text = text.strip()
-    if not text:
-        return None
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str, what: str) -> float:
-    """``90``, ``90s``, ``5m``, ``1h30m``, ``6h``, ``2d`` -> seconds."""
-    raw = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return float(raw)
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(raw):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if not raw or pos != len(raw):
-        raise ToolkitError.bad_input(f"{what}: {text!r} is not a duration (e.g. 90s, 5m, 6h, 2d)")
-    return total

@@ -24,6 +24,7 @@ from ci_toolkit.refs import (
 )
 from ci_toolkit.report import Reporter
 from ci_toolkit.settings import Settings
+from ci_toolkit.units import parse_duration
 
 _RATE_LIMIT_RE = re.compile(r"toomanyrequests|429 too many requests|pull rate limit", re.IGNORECASE)
 _HUB_ALIASES = {DOCKER_HUB, "index.docker.io", "registry-1.docker.io"}
@@ -50,23 +51,6 @@ def reset() -> None:
     """Forget probes and warnings (a new run in the same process, e.g. tests)."""
     _probes.clear()
     _warned.clear()
-
-
-def parse_duration(text: str, what: str = "mirror-timeout") -> float:
-    value = text.strip().lower()
-    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if value.endswith(suffix):
-            value, scale = value[: -len(suffix)], factor
-            break
-    else:
-        scale = 1.0
-    try:
-        seconds = float(value) * scale
-    except ValueError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise ToolkitError.bad_input(f"{what} expects a duration like 3s or 500ms, got {text!r}")
-    return seconds
 
 
 def _is_hub(host: str, settings: Settings) -> bool:
@@ -107,7 +91,7 @@ def probe(mirror: MirrorHost, settings: Settings) -> Probe:
         return _probes[key]
     import requests
 
-    timeout = parse_duration(settings.mirror_timeout)
+    timeout = parse_duration(settings.mirror_timeout, "mirror-timeout", positive=True)
     url = mirror_url(mirror, settings) + "/v2/"
     insecure = mirror.host in settings.insecure_registries
     try:
@@ -247,7 +231,7 @@ def check_reference(text: str, settings: Settings, reporter: Reporter) -> Check:
     target = parse_reference(pull_reference(text, settings, reporter))
     base = registry_base_url(target.domain, settings.insecure_registries)
     url = f"{base}/v2/{target.path}/manifests/{target.manifest_ref}"
-    timeout = parse_duration(settings.mirror_timeout)
+    timeout = parse_duration(settings.mirror_timeout, "mirror-timeout", positive=True)
     try:
         resp = requests.head(url, timeout=(timeout, 2 * timeout), headers=_ACCEPT)
     except requests.RequestException as exc:

@@ -23,7 +23,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ci_toolkit.errors import EXIT_FAILED, EXIT_OK, ToolkitError
@@ -31,6 +30,7 @@ from ci_toolkit.registry import Manifest, Reference, RegistryClient, RetryPolicy
 from ci_toolkit.registry_auth import resolve_credentials
 from ci_toolkit.report import Reporter
 from ci_toolkit.settings import Settings
+from ci_toolkit.units import parse_time
 
 ORDER_BY = ("auto", "build-number", "created", "semver")
 CREATED = "org.opencontainers.image.created"
@@ -374,7 +374,7 @@ def _keys_from(values: Mapping[str, str], build_label: str) -> dict[str, OrderKe
     build = values.get(build_label, "").strip()
     if build.isdigit():
         keys["build-number"] = OrderKey("build-number", (int(build),), f"build {int(build)}")
-    created = _parse_time(values.get(CREATED, ""))
+    created = parse_time(values.get(CREATED, ""))
     if created is not None:
         keys["created"] = OrderKey("created", (created,), f"created {created.isoformat()}")
     version = parse_semver(values.get(VERSION, ""))
@@ -388,19 +388,6 @@ def _describe_keys(keys: Mapping[str, OrderKey]) -> str:
         if kind in keys:
             return keys[kind].text
     return ""
-
-
-def _parse_time(text: str) -> datetime | None:
-    text = text.strip()
-    if not text:
-        return None
-    # RFC 3339 with nanoseconds (Go's format): trim to microseconds for fromisoformat.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 _SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ci_toolkit import cleanup, labels
+from ci_toolkit import cleanup, labels, units
 from ci_toolkit.errors import ToolkitError
 
 KINDS = ("container", "network", "volume")
@@ -154,7 +154,7 @@ def sweep(request: SweepRequest, *, client: Any | None = None, now: datetime | N
 
 def _with_own_labels(resource: Resource, prefix: str) -> Resource:
     """Job id and creation time from our labels (the engine's time is the fallback)."""
-    created = labels.parse_time(resource.labels.get(f"{prefix}.{labels.CREATED}", "")) or resource.created
+    created = units.parse_time(resource.labels.get(f"{prefix}.{labels.CREATED}", "")) or resource.created
     return dataclasses.replace(resource, job_id=resource.labels.get(f"{prefix}.{labels.JOB_ID}", ""), created=created)
 
 
@@ -183,14 +183,14 @@ def _container(c: Mapping[str, Any]) -> Resource:
 def _network(n: Mapping[str, Any]) -> Resource:
     tags = n.get("Labels") or {}
     return Resource(
-        kind="network", id=n["Id"], name=n["Name"], labels=tags, created=labels.parse_time(n.get("Created", ""))
+        kind="network", id=n["Id"], name=n["Name"], labels=tags, created=units.parse_time(n.get("Created", ""))
     )
 
 
 def _volume(v: Mapping[str, Any]) -> Resource:
     tags = v.get("Labels") or {}
     return Resource(
-        kind="volume", id=v["Name"], name=v["Name"], labels=tags, created=labels.parse_time(v.get("CreatedAt", ""))
+        kind="volume", id=v["Name"], name=v["Name"], labels=tags, created=units.parse_time(v.get("CreatedAt", ""))
     )
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from ci_toolkit import cache_store
-from ci_toolkit.cache_prune import parse_age, parse_size, prune
-from ci_toolkit.errors import ToolkitError
+from ci_toolkit.cache_prune import prune
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, object]:
@@ -175,22 +174,3 @@ def test_prune_lru_and_age(tmp_path: Path) -> None:
     assert prune(tmp_path, max_size=10**12, max_age=60) == []
     os.utime(new / "lock", (past, past))
     assert [p.name for p in prune(tmp_path, max_size=10**12, max_age=60)] == ["new"]
-
-
-@pytest.mark.parametrize(
-    ("text", "value"), [("20G", 20 * 1024**3), ("500m", 500 * 1024**2), ("10", 10), ("1.5k", 1536)]
-)
-def test_parse_size(text: str, value: int) -> None:
-    assert parse_size(text) == value
-
-
-@pytest.mark.parametrize("bad", ["", "G", "-1G", "20X", "1e9"])
-def test_parse_size_bad(bad: str) -> None:
-    with pytest.raises(ToolkitError):
-        parse_size(bad)
-
-
-def test_parse_age() -> None:
-    assert parse_age("14d") == 14 * 86400 and parse_age("30") == 30 and parse_age("2h") == 7200
-    with pytest.raises(ToolkitError):
-        parse_age("soon")

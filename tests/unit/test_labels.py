@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_toolkit import labels
+from ci_toolkit import labels, units
 from ci_toolkit.errors import ToolkitError
 
 
@@ -26,7 +26,7 @@ def test_full_label_set_with_user_labels() -> None:
     assert got["acme.pid"] == str(os.getpid())
     assert got["acme.pid-start"] == labels.process_start(os.getpid())
     assert got["acme.role"] == "service" and got["acme.step"] == "test"
-    assert labels.parse_time(got["acme.created"]) is not None
+    assert units.parse_time(got["acme.created"]) is not None
 
 
 def test_user_labels_cannot_claim_the_prefix() -> None:
@@ -66,16 +66,3 @@ def test_this_process_is_alive() -> None:
     owner = labels.current_owner()
     assert labels.owner_alive(owner.pid, owner.pid_start)
     assert owner.host_id == labels.host_id() and len(owner.host_id) == 16
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("2d", 172800)])
-def test_durations(text: str, seconds: float) -> None:
-    assert labels.parse_duration(text, "x") == seconds
-
-
-@pytest.mark.parametrize("text", ["", "5x", "h", "1h 2m", "-1s"])
-def test_bad_durations(text: str) -> None:
-    with pytest.raises(ToolkitError) as info:
-        labels.parse_duration(text, "--older-than")
-    assert info.value.exit_code == 2
-    assert "--older-than" in info.value.message

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ci_toolkit import mirror
-from ci_toolkit.errors import EXIT_FAILED, EXIT_INPUT, ToolkitError
+from ci_toolkit.errors import EXIT_FAILED, ToolkitError
 from ci_toolkit.refs import parse_mirror
 from ci_toolkit.report import Reporter
 from ci_toolkit.settings import Settings
@@ -141,18 +141,6 @@ def test_static_rewrite_does_not_probe() -> None:
     assert mirror.rewrite_static("busybox", s) == "harbor.example.com/dockerhub-proxy/library/busybox:latest"
     assert mirror.rewrite_static("ghcr.io/o/r:1", s) == "ghcr.m.example/o/r:1"
     assert mirror.rewrite_static("quay.io/o/r", s) == "quay.io/o/r:latest"
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("3s", 3.0), ("500ms", 0.5), ("2", 2.0), ("1m", 60.0)])
-def test_durations(text: str, seconds: float) -> None:
-    assert mirror.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["0", "-1s", "soon"])
-def test_bad_durations(text: str) -> None:
-    with pytest.raises(ToolkitError) as info:
-        mirror.parse_duration(text)
-    assert info.value.exit_code == EXIT_INPUT
 
 
 def test_mirror_url_honours_scheme_and_insecure() -> None:

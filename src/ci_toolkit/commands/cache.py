@@ -67,11 +67,12 @@ def run_ls(args: argparse.Namespace, app: App) -> int:
 
 
 def run_prune(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.cache_prune import parse_age, parse_size, prune
+    from ci_toolkit.cache_prune import prune
+    from ci_toolkit.units import parse_duration, parse_size
 
-    max_size = parse_size(args.max_size or app.settings.cache_max_size)
-    max_age = parse_age(args.max_age or app.settings.cache_max_age)
-    grace = parse_age(args.grace)
+    max_size = parse_size(args.max_size or app.settings.cache_max_size, "--max-size")
+    max_age = parse_duration(args.max_age or app.settings.cache_max_age, "--max-age")
+    grace = parse_duration(args.grace, "--grace")
     root = _root(args, app)
     done = prune(root, max_size=max_size, max_age=max_age, key=args.key, grace=grace, dry_run=app.dry_run)
     verb = "would remove" if app.dry_run else "removed"

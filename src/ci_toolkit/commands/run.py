@@ -5,7 +5,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ci_toolkit import labels
+from ci_toolkit import labels, units
 from ci_toolkit.app import App
 from ci_toolkit.containers import PULL_POLICIES, RunRequest, run_in_container
 from ci_toolkit.errors import ToolkitError
@@ -67,8 +67,10 @@ def run(args: argparse.Namespace, app: App) -> int:
         services_tmpfs=_tmpfs(args.services_tmpfs),
         workdir=args.workdir,
         pull_policy=args.pull_policy or settings.pull_policy,
-        timeout=labels.parse_duration(args.timeout, "--timeout") if args.timeout else None,
-        service_timeout=labels.parse_duration(args.service_timeout or settings.service_timeout, "service-timeout"),
+        timeout=units.parse_duration(args.timeout, "--timeout", positive=True) if args.timeout else None,
+        service_timeout=units.parse_duration(
+            args.service_timeout or settings.service_timeout, "service-timeout", positive=True
+        ),
         step=args.step,
     )
     if app.dry_run:

@@ -4,7 +4,7 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from ci_toolkit import labels
+from ci_toolkit import labels, units
 from ci_toolkit.app import App
 from ci_toolkit.sweep import SweepRequest, check_request, sweep
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         prefix=app.settings.label_prefix,
         job_id=job_id or "",
         stale=args.stale or args.older_than is not None,
-        older_than=labels.parse_duration(args.older_than, "--older-than") if args.older_than else None,
+        older_than=units.parse_duration(args.older_than, "--older-than") if args.older_than else None,
         labels=labels.parse_label_pairs(args.label, "--label"),
         dry_run=app.dry_run,
     )
