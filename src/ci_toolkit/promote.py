@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci_toolkit.errors import EXIT_FAILED, EXIT_OK, ToolkitError
-from ci_toolkit.registry import Manifest, Reference, RegistryClient, RetryPolicy, parse_reference, valid_tag
+from ci_toolkit.refs import valid_tag
+from ci_toolkit.registry import Manifest, Reference, RegistryClient, RetryPolicy, parse_reference
 from ci_toolkit.registry_auth import resolve_credentials
 from ci_toolkit.report import Reporter
 from ci_toolkit.settings import Settings

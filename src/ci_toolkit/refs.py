@@ -136,6 +136,15 @@ def normalize(text: str) -> str:
     return str(parse_reference(text))
 
 
+def valid_tag(tag: str) -> bool:
+    return bool(_TAG_RE.fullmatch(tag))
+
+
+def has_explicit_version(text: str) -> bool:
+    """Whether ``text`` names a tag or a digest itself (``latest`` was not implied)."""
+    return "@" in text or ":" in text.rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class MirrorHost:
     """A mirror as written in the settings: ``host[:port][/path/prefix]``, optionally with an

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ci_toolkit import refs
 from ci_toolkit.errors import ToolkitError
 from ci_toolkit.refs import registry_base_url
 from ci_toolkit.registry_auth import DOCKER_HUB_HOSTS, Challenge, Credentials, parse_challenge
@@ -23,6 +24,9 @@ from ci_toolkit.report import Reporter
 
 if TYPE_CHECKING:
     import requests
+
+# What a registry must answer in Docker-Content-Digest for the manifests we copy.
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -35,10 +39,6 @@ ACCEPT = ", ".join(MANIFEST_TYPES)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended limit
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
-
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,35 +85,13 @@ class Reference:
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse ``[host/]repo[:tag][@sha256:...]``; Docker Hub short names get ``library/``."""
-    rest, _, digest = text.partition("@")
-    if digest and not _DIGEST.match(digest):
-        raise ToolkitError.bad_input(f"invalid digest in {text!r}: expected sha256:<64 hex>")
-    first, _, remainder = rest.partition("/")
-    if remainder and ("." in first or ":" in first or first == "localhost"):
-        host, path = first, remainder
-    else:
-        host, path = "docker.io", rest
-    tag = ""
-    if ":" in path.rsplit("/", 1)[-1]:
-        path, tag = path.rsplit(":", 1)
-    if host in DOCKER_HUB_HOSTS and "/" not in path:
-        path = f"library/{path}"
-    if not _REPO.match(path):
-        raise ToolkitError.bad_input(f"invalid repository name in {text!r}")
-    if tag and not _TAG.match(tag):
-        raise ToolkitError.bad_input(f"invalid tag {tag!r} in {text!r}")
-    if not (tag or digest):
+    """An immutable source or a target: the Docker reference grammar (``refs``), but the tag
+    or digest must be written out, since an implied ``latest`` is exactly what promotion
+    must not guess."""
+    parsed = refs.parse_reference(text)
+    if not refs.has_explicit_version(text):
         raise ToolkitError.bad_input(f"{text!r} needs a tag or a digest")
-    return Reference(host, path, tag, digest)
-
-
-def valid_tag(tag: str) -> bool:
-    return bool(_TAG.match(tag))
-
-
-def valid_repository(name: str) -> bool:
-    return bool(_REPO.match(name))
+    return Reference(parsed.domain, parsed.path, parsed.tag, parsed.digest)
 
 
 def sha256_digest(data: bytes) -> str:
