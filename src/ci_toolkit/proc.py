@@ -50,7 +50,8 @@ def run(
     """Run ``argv``. ``capture`` keeps stdout for the caller instead of streaming it.
     In dry-run mode the command is echoed and not run. ``what`` names the operation in errors."""
     argv = tuple(argv)
-    if dry_run or (reporter.verbose if echo is None else echo):
+    # In dry-run the echo is the output; otherwise -q silences it even where callers echo.
+    if dry_run or ((reporter.verbose if echo is None else echo) and not reporter.quiet):
         reporter.echo_command(format_argv(argv))
     if dry_run:
         return Completed(argv, 0, "", "")

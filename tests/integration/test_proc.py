@@ -51,3 +51,12 @@ def test_missing_program_is_an_environment_error() -> None:
     with pytest.raises(ToolkitError) as info:
         proc.run(["definitely-not-a-program-xyz"], rep)
     assert info.value.exit_code == 3
+
+
+def test_quiet_silences_the_echo_but_not_in_dry_run() -> None:
+    rep, err = _reporter()
+    rep.quiet = True
+    proc.run(["true"], rep, echo=True)
+    assert err.getvalue() == ""
+    proc.run(["true"], rep, echo=True, dry_run=True)
+    assert err.getvalue() == "+ true\n"
