@@ -29,14 +29,17 @@ EXAMPLE = REPO / "examples" / "pipelines" / "three-step"
 def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "ci_toolkit", *args],
         cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        check=True,
     )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        proc.check_returncode()
+    return proc
 
 
 def _raw_builds(project: Path, tag: str, steps: dict[str, dict[str, str]]) -> list[list[str]]:
