@@ -53,27 +53,17 @@ class Reference:
         return self.domain == DOCKER_HUB
 
     def __str__(self) -> str:
-        text = self.repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+        return self.repository + self._version
 
     @property
     def familiar(self) -> str:
         """The short form Docker prints: ``busybox:latest`` for docker.io/library/busybox."""
-        path = self.path
-        if self.is_docker_hub:
-            path = path.removeprefix("library/")
-            text = path
-        else:
-            text = self.repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+        name = self.path.removeprefix("library/") if self.is_docker_hub else self.repository
+        return name + self._version
+
+    @property
+    def _version(self) -> str:
+        return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
     @property
     def manifest_ref(self) -> str:
