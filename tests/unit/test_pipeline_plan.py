@@ -61,3 +61,12 @@ def test_platform_override_and_step_selection() -> None:
 def test_plan_runs_nothing(tmp_path: Path) -> None:
     # The unit-test guard forbids subprocesses: reaching here means nothing ran.
     assert "docker buildx build" in _plan()
+
+
+def test_plan_shows_the_promotions_that_run_only_with_push() -> None:
+    data = json.loads(_plan("--json", "--push"))
+    assert data["promote"] == [
+        {"step": "base", "repositories": ["127.0.0.1:5000/ci-toolkit-examples/base"], "tags": ["latest"], "runs": True},
+        {"step": "app", "repositories": ["127.0.0.1:5000/ci-toolkit-examples/app"], "tags": ["latest"], "runs": True},
+    ]
+    assert "promote (skipped: only with --push" in _plan()

@@ -83,8 +83,35 @@ def plan_command(args: argparse.Namespace, app: App) -> int:
     wanted = {s.name for s in select(pipeline, tuple(args.step))}
     planned = [p for p in plan(pipeline, options) if p.step.name in wanted]
     rows = [_row(p, app, pipeline.project_dir) for p in planned]
-    app.reporter.result({"file": pipeline.file, "steps": rows}, _plan_text(pipeline.file, rows))
+    promotions = _promotions(pipeline, wanted, options.push)
+    text = _plan_text(pipeline.file, rows) + _promote_text(promotions, options.push)
+    app.reporter.result({"file": pipeline.file, "steps": rows, "promote": promotions}, text)
     return 0
+
+
+def _promotions(pipeline: Pipeline, wanted: set[str], push: bool) -> list[dict[str, Any]]:
+    """What the ``promote:`` section will move once every step succeeded (only with --push)."""
+    from ci_toolkit.pipeline import split_tag
+
+    found = []
+    for name, spec in pipeline.promote.items():
+        if name not in wanted:
+            continue
+        tags = list((spec if isinstance(spec, dict) else {"tags": spec})["tags"])
+        repos = list(dict.fromkeys(split_tag(t)[0] for t in pipeline.step(name).push_targets))
+        found.append({"step": name, "repositories": repos, "tags": tags, "runs": push})
+    return found
+
+
+def _promote_text(promotions: list[dict[str, Any]], push: bool) -> str:
+    if not promotions:
+        return ""
+    when = "after every step succeeded" if push else "skipped: only with --push"
+    lines = [f"promote ({when}; never backwards):"]
+    for item in promotions:
+        targets = ", ".join(f"{repo}:{tag}" for repo in item["repositories"] for tag in item["tags"])
+        lines.append(f"   {item['step']}: {targets} <- this build's digest")
+    return "\n" + "\n".join(lines)
 
 
 def run_command(args: argparse.Namespace, app: App) -> int:
