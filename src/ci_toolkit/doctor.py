@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ci_toolkit import proc
 from ci_toolkit.errors import ToolkitError
-from ci_toolkit.refs import registry_base_url
+from ci_toolkit.mirror import probe
+from ci_toolkit.refs import MirrorHost, parse_mirror
 from ci_toolkit.report import Reporter
 from ci_toolkit.settings import Settings
 
@@ -36,21 +37,19 @@ def run_checks(settings: Settings, reporter: Reporter) -> list[Check]:
     return checks
 
 
-def configured_registries(settings: Settings) -> list[str]:
-    hosts: list[str] = []
+def configured_registries(settings: Settings) -> list[MirrorHost]:
+    """Every registry and mirror the settings name, once each (a mirror's path prefix does
+    not matter here: /v2/ is at the host)."""
     candidates = [settings.build_registry, *settings.insecure_registries]
     for mirror_list in settings.mirrors.values():
         candidates.extend(mirror_list)
     if settings.docker_registry not in ("docker.io", "index.docker.io", "registry-1.docker.io"):
         candidates.append(settings.docker_registry)
-    for host in candidates:
-        # A mirror may carry a path prefix (harbor.example.com/dockerhub-proxy): /v2/ is at the host.
-        bare = re.sub(r"^https?://", "", host).split("/", 1)[0]
-        scheme = host.split("://", 1)[0] + "://" if "://" in host else ""
-        entry = scheme + bare
-        if bare and entry not in hosts:
-            hosts.append(entry)
-    return hosts
+    hosts: dict[str, MirrorHost] = {}
+    for entry in filter(None, candidates):
+        host = parse_mirror(entry)
+        hosts.setdefault(host.host, MirrorHost(host.host, scheme=host.scheme))
+    return list(hosts.values())
 
 
 def _engine_checks() -> list[Check]:
@@ -121,14 +120,11 @@ def _emulation_checks() -> list[Check]:
     return checks
 
 
-def _registry_check(host: str, settings: Settings) -> Check:
-    import requests
-
-    url = registry_base_url(host, settings.insecure_registries) + "/v2/"
-    try:
-        response = requests.get(url, timeout=5)
-    except requests.RequestException as exc:
-        return Check(f"registry {host}", False, f"{url}: {type(exc).__name__}", True, f"start or fix {host}")
-    ok = response.status_code in (200, 401)
-    detail = f"{url} answered {response.status_code}"
-    return Check(f"registry {host}", ok, detail, True, f"check that {host} is an OCI registry")
+def _registry_check(host: MirrorHost, settings: Settings) -> Check:
+    answer = probe(host, settings)
+    fix = (
+        f"start {host.host} or fix its address"
+        if answer.status is None
+        else f"check that {host.host} is an OCI registry"
+    )
+    return Check(f"registry {host.host}", answer.ok, answer.detail, True, fix)
