@@ -33,3 +33,12 @@ def _test_bed_required() -> Iterator[None]:
     if problem:
         pytest.fail(f"the Docker engine is not available ({problem}): run scripts/bootstrap", pytrace=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def http_image() -> Iterator[str]:
+    """A service image that opens its exposed port: shared by the run and signal tests."""
+    from tests.integration.containers_helpers import HTTP_SERVICE, built_image
+
+    with built_image(HTTP_SERVICE) as tag:
+        yield tag

@@ -11,19 +11,12 @@ import pytest
 
 from tests.helpers import run_cli
 from tests.integration.containers_helpers import (
-    HTTP_SERVICE,
     SILENT_SERVICE,
     built_image,
     force_remove,
     nothing,
     resources,
 )
-
-
-@pytest.fixture(scope="module")
-def http_image() -> Iterator[str]:
-    with built_image(HTTP_SERVICE) as tag:
-        yield tag
 
 
 @pytest.fixture()

@@ -5,14 +5,11 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from ci_toolkit import labels
 from tests.integration.containers_helpers import (
-    HTTP_SERVICE,
-    built_image,
     client,
     force_remove,
     nothing,
@@ -20,12 +17,6 @@ from tests.integration.containers_helpers import (
     start_cli,
     wait_for,
 )
-
-
-@pytest.fixture(scope="module")
-def http_image() -> Iterator[str]:
-    with built_image(HTTP_SERVICE) as tag:
-        yield tag
 
 
 def _running_command(job: str) -> list[dict[str, object]]:
