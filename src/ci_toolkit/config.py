@@ -15,6 +15,7 @@ from typing import Any
 from ci_toolkit import ci
 from ci_toolkit.errors import ToolkitError
 from ci_toolkit.settings import SETTING_FIELDS, Settings, env_name, kind_of
+from ci_toolkit.units import parse_pairs
 
 SOURCES = ("default", "global file", "project file", ".env", "environment", "command line")
 PROJECT_SECTIONS = ("steps", "promote")
@@ -370,13 +371,10 @@ def _as_list(value: Any) -> list[str] | None:
 
 def _as_map(value: Any) -> dict[str, str] | None:
     if isinstance(value, str):
-        result: dict[str, str] = {}
-        for item in filter(None, (p.strip() for p in value.split(","))):
-            k, sep, v = item.partition("=")
-            if not sep or not k.strip():
-                return None
-            result[k.strip()] = v.strip()
-        return result
+        try:
+            return parse_pairs([value], "")
+        except ToolkitError:
+            return None
     if isinstance(value, dict) and all(isinstance(k, str) and _as_str(v) is not None for k, v in value.items()):
         return {k: str(v) for k, v in value.items()}
     return None

@@ -102,18 +102,6 @@ def check_user_labels(user_labels: Mapping[str, str], prefix: str) -> None:
             raise ToolkitError.bad_input(f"container label {key!r} uses the reserved prefix {prefix!r}")
 
 
-def parse_label_pairs(items: list[str] | tuple[str, ...], option: str) -> dict[str, str]:
-    """``K=V`` items, each possibly a comma-separated list (``k1=v1,k2=v2``)."""
-    result: dict[str, str] = {}
-    for item in items:
-        for part in filter(None, (p.strip() for p in item.split(","))):
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip():
-                raise ToolkitError.bad_input(f"{option} expects KEY=VALUE, got {part!r}")
-            result[key.strip()] = value.strip()
-    return result
-
-
 def current_owner(pid: int | None = None) -> Owner:
     pid = os.getpid() if pid is None else pid
     return Owner(host_id=host_id(), pid=pid, pid_start=process_start(pid) or "")

@@ -1,10 +1,12 @@
-"""Parsing of the human units used across settings and flags: durations, sizes, timestamps.
-One grammar each, so `service-timeout`, `mirror-timeout`, `--older-than` and `--max-age`
-all accept the same spellings."""
+"""The small text grammars shared by settings and flags: durations, sizes, timestamps and
+``k1=v1,k2=v2`` pairs. One grammar each, so `service-timeout`, `mirror-timeout`,
+`--older-than` and `--max-age` accept the same spellings, and `container-labels` reads the
+same in a file, the environment and `--container-labels`."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from ci_toolkit.errors import ToolkitError
@@ -54,3 +56,15 @@ def parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def parse_pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    """``K=V`` items, each possibly a comma-separated list (``k1=v1,k2=v2``)."""
+    result: dict[str, str] = {}
+    for item in items:
+        for part in filter(None, (p.strip() for p in item.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ToolkitError.bad_input(f"{what} expects KEY=VALUE, got {part!r}")
+            result[key.strip()] = value.strip()
+    return result

@@ -35,10 +35,10 @@ def test_user_labels_cannot_claim_the_prefix() -> None:
     assert info.value.exit_code == 2
 
 
-def test_parse_label_pairs() -> None:
-    assert labels.parse_label_pairs(["a=1,b=2", "c=3"], "--x") == {"a": "1", "b": "2", "c": "3"}
+def test_parse_pairs() -> None:
+    assert units.parse_pairs(["a=1,b=2", "c=3"], "--x") == {"a": "1", "b": "2", "c": "3"}
     with pytest.raises(ToolkitError):
-        labels.parse_label_pairs(["novalue"], "--x")
+        units.parse_pairs(["novalue"], "--x")
 
 
 def _fake_proc(tmp_path: Path, pid: int, state: str, start: str) -> Path:

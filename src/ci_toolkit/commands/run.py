@@ -5,7 +5,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ci_toolkit import labels, units
+from ci_toolkit import units
 from ci_toolkit.app import App
 from ci_toolkit.containers import PULL_POLICIES, RunRequest, run_in_container
 from ci_toolkit.errors import ToolkitError
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, app: App) -> int:
     env = app.env
     settings = app.settings
     if args.container_labels:
-        user = {**settings.container_labels, **labels.parse_label_pairs(args.container_labels, "--container-labels")}
+        user = {**settings.container_labels, **units.parse_pairs(args.container_labels, "--container-labels")}
         settings = dataclasses.replace(settings, container_labels=user)
     command = list(args.cmd)
     if command[:1] == ["--"]:

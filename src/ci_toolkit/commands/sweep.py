@@ -4,7 +4,7 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from ci_toolkit import labels, units
+from ci_toolkit import units
 from ci_toolkit.app import App
 from ci_toolkit.sweep import SweepRequest, check_request, sweep
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         job_id=job_id or "",
         stale=args.stale or args.older_than != OTHER_HOSTS_AGE,
         older_than=units.parse_duration(args.older_than, "--older-than"),
-        labels=labels.parse_label_pairs(args.label, "--label"),
+        labels=units.parse_pairs(args.label, "--label"),
         dry_run=app.dry_run,
     )
     check_request(request)
