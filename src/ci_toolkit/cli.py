@@ -166,6 +166,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, repor
         reporter.add_secret(loaded.settings.registry_password)
     app = App(config=loaded, reporter=reporter, cwd=cwd, dry_run=args.dry_run)
     result: int = args.handler(args, app)
+    reporter.finish(args.command)
     return result
 
 

@@ -50,6 +50,8 @@ class Reporter:
     masker: Masker = field(default_factory=Masker)
     stream: TextIO | None = None
     stdout: TextIO | None = None
+    _published: Mapping[str, Any] | None = None
+    _summarized: bool = False
 
     @property
     def _err(self) -> TextIO:
@@ -97,12 +99,24 @@ class Reporter:
         if not self.quiet:
             self._raw(self.masker(text), self._err)
 
-    def result(self, data: Mapping[str, Any], human: str | None = None) -> None:
-        """The command's result: JSON on stdout with --json, else human text."""
+    def result(
+        self, data: Mapping[str, Any], human: str | None = None, *, outputs: Mapping[str, str] | None = None
+    ) -> None:
+        """The command's result: JSON on stdout with --json, else human text. Commands a CI
+        step runs pass ``outputs``: they are published with the result itself as ``metadata``."""
         if self.json_mode:
             self._raw(self.masker(json.dumps(data, indent=2, default=str)) + "\n", self._out)
         elif human is not None:
             self._raw(self.masker(human) + ("" if human.endswith("\n") else "\n"), self._out)
+        if outputs is not None:
+            metadata = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+            self.outputs({**{k: v for k, v in outputs.items() if v}, "metadata": metadata})
+            self._published = data
+
+    def finish(self, command: str) -> None:
+        """After the command: a published result that got no summary of its own gets one."""
+        if self._published is not None and not self._summarized:
+            self.summary(fallback_summary(command, self._published))
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
@@ -127,6 +141,7 @@ class Reporter:
         write_outputs(self.provider, self.env, {k: self.masker(v) for k, v in values.items()}, dotenv_path)
 
     def summary(self, markdown: str) -> None:
+        self._summarized = True
         write_summary(self.env, self.masker(markdown))
 
 
@@ -166,6 +181,25 @@ def write_outputs(
                 fh.write(f"{name}={line}\n")
         written.append(target)
     return written
+
+
+def fallback_summary(command: str, data: Mapping[str, Any]) -> str:
+    """A command's result as Markdown: scalars in one table, lists of records in their own."""
+    lines = [f"### ci-toolkit {command}", "", "| | |", "|---|---|"]
+    tables: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            columns = list(value[0])
+            tables += ["", f"**{key}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            tables += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in value]
+        else:
+            lines.append(f"| {key} | {_cell(value)} |")
+    return "\n".join(lines + tables)
+
+
+def _cell(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def write_summary(env: Mapping[str, str], markdown: str) -> Path | None:

@@ -186,3 +186,22 @@ def test_json_result_goes_to_stdout_human_text_to_stderr() -> None:
     rep.result({"ok": True}, "ok")
     assert out.getvalue().strip() == '{\n  "ok": true\n}'
     assert err.getvalue() == "progress\n"
+
+
+def test_published_result_becomes_metadata_and_a_fallback_summary(tmp_path: Path) -> None:
+    out_file, summary = tmp_path / "out", tmp_path / "summary.md"
+    rep, _, _ = _reporter("github", {"GITHUB_OUTPUT": str(out_file), "GITHUB_STEP_SUMMARY": str(summary)})
+    rep.result({"digest": "sha256:abc", "tags": [{"tag": "latest"}]}, "done", outputs={"digest": "sha256:abc"})
+    rep.finish("promote")
+    text = out_file.read_text()
+    assert "digest<<" in text and '{"digest":"sha256:abc","tags":[{"tag":"latest"}]}' in text
+    assert summary.read_text().startswith("### ci-toolkit promote")
+
+
+def test_a_command_summary_replaces_the_fallback(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    rep, _, _ = _reporter("github", {"GITHUB_STEP_SUMMARY": str(summary)})
+    rep.result({"digest": "d"}, "done", outputs={})
+    rep.summary("## built")
+    rep.finish("build")
+    assert summary.read_text() == "## built\n\n"

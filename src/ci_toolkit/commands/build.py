@@ -92,19 +92,21 @@ def _publish(result: BuildResult, app: App) -> None:
         f"{result.cache_hits}/{result.cache_steps} steps cached\n"
         f"  time: {result.durations['total']:.1f}s (buildx {result.durations['build']:.1f}s)"
     )
-    app.reporter.result(data, human)
     if app.dry_run:
+        app.reporter.result(data, human)
         return
-    app.reporter.outputs(
-        {
-            "digest": result.digest,
-            "image": result.image_refs[0] if result.image_refs else "",
-            "images": ",".join(result.image_refs),
-            "cache-key": result.cache_key,
-            "cache-hits": str(result.cache_hits),
-            "cache-steps": str(result.cache_steps),
-        }
-    )
+    cache_hit = result.cache_steps > 0 and result.cache_hits == result.cache_steps
+    outputs = {
+        "digest": result.digest,
+        "image": result.image_refs[0] if result.image_refs else "",
+        "images": ",".join(result.image_refs),
+        "tags": ",".join(result.image_refs),
+        "cache-key": result.cache_key,
+        "cache-hit": str(cache_hit).lower(),
+        "cache-hits": str(result.cache_hits),
+        "cache-steps": str(result.cache_steps),
+    }
+    app.reporter.result(data, human, outputs=outputs)
     app.reporter.summary(
         "| image | digest | cache key | cached steps | seconds |\n|---|---|---|---|---|\n"
         f"| {refs} | `{result.digest or '-'}` | `{result.cache_key}` | {result.cache_hits}/{result.cache_steps} "

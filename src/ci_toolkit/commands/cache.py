@@ -78,5 +78,5 @@ def run_prune(args: argparse.Namespace, app: App) -> int:
     verb = "would remove" if app.dry_run else "removed"
     lines = [f"{verb} {p.what} {p.name} of {p.key!r} ({p.reason})" for p in done] or ["nothing to prune"]
     rows = [{"key": p.key, "what": p.what, "name": p.name, "reason": p.reason} for p in done]
-    app.reporter.result({"root": str(root), "dry_run": app.dry_run, "removed": rows}, "\n".join(lines))
+    app.reporter.result({"root": str(root), "dry_run": app.dry_run, "removed": rows}, "\n".join(lines), outputs={})
     return 0

@@ -130,7 +130,7 @@ def run_command(args: argparse.Namespace, app: App) -> int:
     )
     data = {"steps": {o.name: o.as_dict() for o in report.outcomes}, "artifacts": str(report.artifacts)}
     lines = [f"{o.name}: {o.status}{' ' + o.image if o.image else ''}" for o in report.outcomes]
-    app.reporter.result(data, "\n".join(lines))
+    app.reporter.result(data, "\n".join(lines), outputs={})
     return 1 if report.failed else 0
 
 

@@ -53,6 +53,6 @@ def run(args: argparse.Namespace, app: App) -> int:
         if app.reporter.json_mode and outcome.action in ("skipped", "superseded"):
             app.reporter.warning(outcome.detail)
     human = "\n".join(o.detail for o in result.outcomes)
-    app.reporter.result(result.as_dict(), human)
-    app.reporter.outputs({"digest": result.digest})
+    tags = ",".join(o.reference for o in result.outcomes)
+    app.reporter.result(result.as_dict(), human, outputs={"digest": result.digest, "tags": tags})
     return result.exit_code

@@ -35,5 +35,5 @@ def run(args: argparse.Namespace, app: App) -> int:
     directory = Path(args.state_dir) if args.state_dir else state_dir(app.env)
     result = setup_builder(request, app.settings, app.reporter, directory, dry_run=app.dry_run)
     prefix = "dry run, nothing changed: would have " if app.dry_run and result.action != "reused" else ""
-    app.reporter.result(dataclasses.asdict(result), f"{prefix}{result.action} builder {result.name}")
+    app.reporter.result(dataclasses.asdict(result), f"{prefix}{result.action} builder {result.name}", outputs={})
     return 0

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, app: App) -> int:
     app.reporter.result(
         {"dry_run": request.dry_run, "counts": dict(counts), "resources": [o.as_dict() for o in outcomes]},
         "\n".join([*lines, summary]),
+        outputs={},
     )
     failed = [o for o in outcomes if o.action == "failed"]
     if failed:
