@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Ratio, interleaved
-from ci_toolkit import cache_store
+from ci_toolkit.cache import store as cache_store
 
 BASE = "ARG DOCKER_REGISTRY=docker.io\nFROM ${DOCKER_REGISTRY}/library/busybox\n"
 

@@ -9,9 +9,9 @@ import socket
 import threading
 
 from benchmarks.common import Ratio, interleaved
-from ci_toolkit import mirror
-from ci_toolkit.report import Reporter
-from ci_toolkit.settings import Settings
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.settings import Settings
+from ci_toolkit.mirror import resolve as mirror
 
 PULLS = 20
 REFS = [f"library/app{i}:1" for i in range(PULLS)]

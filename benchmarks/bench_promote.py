@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 import requests
-from tests.integration.test_promote_support import private_registry, put_manifest, upload_blob
+from tests.integration.registry.test_promote_support import private_registry, put_manifest, upload_blob
 
 from benchmarks.common import Ratio
-from ci_toolkit.promote import PromoteRequest, promote
-from ci_toolkit.report import Reporter
-from ci_toolkit.settings import Settings
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.settings import Settings
+from ci_toolkit.registry.promote import PromoteRequest, promote
 
 HUB = "http://127.0.0.1:5001"
 SIZES_MB = (100, 400)

@@ -24,7 +24,7 @@ ROUNDS = 5
 def _create(bench: str) -> None:
     import docker
 
-    from ci_toolkit import labels
+    from ci_toolkit.containers import labels
 
     api = docker.from_env(max_pool_size=16).api
     ctx = labels.label_context(prefix="ci-toolkit", job_id=f"bench-{bench}", ci="local", run_id="", user_labels={})

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci_toolkit.ci import CIContext
-from ci_toolkit.config import Loaded
-from ci_toolkit.report import Reporter
-from ci_toolkit.settings import Settings
+from ci_toolkit.core.ci import CIContext
+from ci_toolkit.core.config import Loaded
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.settings import Settings
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ci_toolkit import __version__
-from ci_toolkit.errors import EXIT_INPUT, Stopped, ToolkitError
+from ci_toolkit.core.errors import EXIT_INPUT, Stopped, ToolkitError
 
 if TYPE_CHECKING:
     import argparse
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import FrameType
 
-    from ci_toolkit.report import Reporter
+    from ci_toolkit.core.report import Reporter
 
 # Each module in ci_toolkit.commands exposes register(subparsers, common); it sets `handler`.
 COMMAND_MODULES = (
@@ -125,7 +125,7 @@ def main(
     import signal
     from pathlib import Path
 
-    from ci_toolkit.report import Reporter
+    from ci_toolkit.core.report import Reporter
 
     env = dict(os.environ) if env is None else env
     reporter = Reporter(env=env)
@@ -153,8 +153,8 @@ def main(
 
 
 def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, reporter: Reporter) -> int:
-    from ci_toolkit import config
     from ci_toolkit.app import App
+    from ci_toolkit.core import config
 
     loaded = config.load(env, cwd=cwd, config_file=args.config, env_files=args.env_file, overrides=args.set)
     reporter.provider = loaded.ci.provider

@@ -15,7 +15,7 @@ from dataclasses import MISSING, Field
 from pathlib import Path
 from typing import Any
 
-from ci_toolkit.settings import SETTING_FIELDS, env_name
+from ci_toolkit.core.settings import SETTING_FIELDS, env_name
 
 START = "<!-- reference:start -->"
 END = "<!-- reference:end -->"

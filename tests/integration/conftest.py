@@ -38,7 +38,7 @@ def _test_bed_required() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def http_image() -> Iterator[str]:
     """A service image that opens its exposed port: shared by the run and signal tests."""
-    from tests.integration.containers_helpers import HTTP_SERVICE, built_image
+    from tests.integration.containers.helpers import HTTP_SERVICE, built_image
 
     with built_image(HTTP_SERVICE) as tag:
         yield tag

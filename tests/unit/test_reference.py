@@ -12,7 +12,7 @@ import yaml
 
 from ci_toolkit import reference
 from ci_toolkit.cli import build_parser
-from ci_toolkit.settings import SETTING_FIELDS, env_name
+from ci_toolkit.core.settings import SETTING_FIELDS, env_name
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"

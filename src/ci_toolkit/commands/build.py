@@ -6,8 +6,8 @@ from typing import Any
 
 from ci_toolkit.app import App
 from ci_toolkit.build import BuildRequest, BuildResult, run_build
-from ci_toolkit.build_args import parse_pairs
-from ci_toolkit.cache import BACKENDS
+from ci_toolkit.build.argv import parse_pairs
+from ci_toolkit.cache.backends import BACKENDS
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -42,10 +42,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.extra_args import expand
+    from ci_toolkit.build.extra_args import expand
 
     if args.cache_key is not None:
-        from ci_toolkit.cache_keys import validate_key
+        from ci_toolkit.cache.keys import validate_key
 
         validate_key(args.cache_key, source="--cache-key")
     stdin_text = None

@@ -25,9 +25,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _root(args: argparse.Namespace, app: App) -> Path:
-    from ci_toolkit.build_run import _cache_root
+    from ci_toolkit.cache.backends import resolve_root
 
-    return _cache_root(args.cache_root or app.settings.cache_root, app.env, app.cwd)
+    return resolve_root(args.cache_root or app.settings.cache_root, app.env, app.cwd)
 
 
 def _size(n: int) -> str:
@@ -40,7 +40,7 @@ def _size(n: int) -> str:
 
 
 def run_ls(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit import cache_store
+    from ci_toolkit.cache import store as cache_store
 
     root = _root(args, app)
     infos = cache_store.entries(root)
@@ -67,8 +67,8 @@ def run_ls(args: argparse.Namespace, app: App) -> int:
 
 
 def run_prune(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.cache_prune import prune
-    from ci_toolkit.units import parse_duration, parse_size
+    from ci_toolkit.cache.prune import prune
+    from ci_toolkit.core.units import parse_duration, parse_size
 
     max_size = parse_size(args.max_size or app.settings.cache_max_size, "--max-size")
     max_age = parse_duration(args.max_age or app.settings.cache_max_age, "--max-age")

@@ -5,8 +5,8 @@ import json
 from typing import Any
 
 from ci_toolkit.app import App
-from ci_toolkit.config import masked_value
-from ci_toolkit.settings import SETTING_FIELDS
+from ci_toolkit.core.config import masked_value
+from ci_toolkit.core.settings import SETTING_FIELDS
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

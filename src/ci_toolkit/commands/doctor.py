@@ -4,8 +4,8 @@ import argparse
 from typing import Any
 
 from ci_toolkit.app import App
-from ci_toolkit.doctor import run_checks
-from ci_toolkit.errors import EXIT_ENVIRONMENT
+from ci_toolkit.build.doctor import run_checks
+from ci_toolkit.core.errors import EXIT_ENVIRONMENT
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

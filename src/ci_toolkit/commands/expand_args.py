@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from ci_toolkit.app import App
-from ci_toolkit.extra_args import expand
+from ci_toolkit.build.extra_args import expand
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -5,10 +5,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ci_toolkit import mirror, mirror_render
 from ci_toolkit.app import App
-from ci_toolkit.errors import ToolkitError
-from ci_toolkit.refs import DOCKER_HUB, parse_reference
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.refs import DOCKER_HUB, parse_reference
+from ci_toolkit.mirror import render as mirror_render
+from ci_toolkit.mirror import resolve as mirror
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -9,12 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ci_toolkit import proc
 from ci_toolkit.app import App
-from ci_toolkit.errors import ToolkitError
-from ci_toolkit.pipeline import Pipeline, load
-from ci_toolkit.pipeline_plan import Options, PlannedStep, check, plan, project_slug, select
-from ci_toolkit.report import Reporter
+from ci_toolkit.core import proc
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.pipeline.model import Pipeline, load
+from ci_toolkit.pipeline.plan import Options, PlannedStep, check, plan, project_slug, select
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -91,7 +91,7 @@ def plan_command(args: argparse.Namespace, app: App) -> int:
 
 def _promotions(pipeline: Pipeline, wanted: set[str], push: bool) -> list[dict[str, Any]]:
     """What the ``promote:`` section will move once every step succeeded (only with --push)."""
-    from ci_toolkit.pipeline import split_tag
+    from ci_toolkit.pipeline.model import split_tag
 
     found = []
     for name, spec in pipeline.promote.items():
@@ -115,7 +115,7 @@ def _promote_text(promotions: list[dict[str, Any]], push: bool) -> str:
 
 
 def run_command(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.pipeline_run import run
+    from ci_toolkit.pipeline.run import run
 
     pipeline = _load(app)
     options = _options(args, app, pipeline)
@@ -158,7 +158,7 @@ def _command(planned: PlannedStep, app: App, project_dir: Path) -> str:
     """The exact buildx command, from the build module's own dry run; the values that differ
     on every call (temporary paths, the creation time) are shown as placeholders."""
     from ci_toolkit.build import run_build
-    from ci_toolkit.pipeline_run import StepHost
+    from ci_toolkit.pipeline.run import StepHost
 
     assert planned.request is not None
     quiet = Reporter(quiet=True, stream=io.StringIO(), stdout=io.StringIO(), masker=app.reporter.masker)

@@ -4,7 +4,7 @@ import argparse
 from typing import Any
 
 from ci_toolkit.app import App
-from ci_toolkit.errors import ToolkitError
+from ci_toolkit.core.errors import ToolkitError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -32,8 +32,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.promote import PromoteRequest, promote
-    from ci_toolkit.registry import RetryPolicy
+    from ci_toolkit.registry.client import RetryPolicy
+    from ci_toolkit.registry.promote import PromoteRequest, promote
 
     if args.timeout <= 0 or args.retries < 1:
         raise ToolkitError.bad_input("--timeout must be > 0 and --retries >= 1")

@@ -5,11 +5,11 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ci_toolkit import units
 from ci_toolkit.app import App
-from ci_toolkit.containers import PULL_POLICIES, RunRequest, run_in_container
-from ci_toolkit.errors import ToolkitError
-from ci_toolkit.services import parse_service
+from ci_toolkit.containers.run import PULL_POLICIES, RunRequest, run_in_container
+from ci_toolkit.containers.services import parse_service
+from ci_toolkit.core import units
+from ci_toolkit.core.errors import ToolkitError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

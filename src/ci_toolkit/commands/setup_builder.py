@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_toolkit.app import App
-from ci_toolkit.builder_setup import DRIVERS, BuilderRequest, setup_builder, state_dir
+from ci_toolkit.build.builder import DRIVERS, BuilderRequest, setup_builder, state_dir
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -4,9 +4,9 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from ci_toolkit import units
 from ci_toolkit.app import App
-from ci_toolkit.sweep import SweepRequest, check_request, sweep
+from ci_toolkit.containers.sweep import SweepRequest, check_request, sweep
+from ci_toolkit.core import units
 
 # A job on another host sharing this engine cannot be checked for liveness; no CI job
 # this toolkit serves runs that long, so older resources are orphans.

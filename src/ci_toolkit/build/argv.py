@@ -1,0 +1,208 @@
+"""Checks on a build request and the ``docker buildx build`` argv it turns into. Pure: no
+subprocess, nothing created, so every bad input is refused before anything happens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ci_toolkit.core.ci import CIContext
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.settings import Settings
+
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
+_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+_CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
+# distribution/reference, simplified: [host[:port]/]path[:tag][@digest]
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(
+    rf"(?:(?:[A-Za-z0-9.-]+(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+
+
+def check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in platforms:
+        for platform in item.split(","):
+            platform = platform.strip()
+            if not _PLATFORM.fullmatch(platform):
+                raise ToolkitError.bad_input(f"bad platform {platform!r}: expected os/arch[/variant], e.g. linux/arm64")
+            if platform not in out:
+                out.append(platform)
+    return tuple(out)
+
+
+def check_tag(ref: str) -> str:
+    if not _REFERENCE.fullmatch(ref) or len(ref) > 255:
+        raise ToolkitError.bad_input(f"bad image reference {ref!r}: expected [registry/]repository[:tag]")
+    return ref
+
+
+def parse_pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    """``K=V`` strings (--build-arg, --label, --build-context) into a dict; ``=`` required."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise ToolkitError.bad_input(f"{what} {item!r} needs the form KEY=VALUE")
+        out[name] = value
+    return out
+
+
+def check_names(build_args: Mapping[str, str], labels: Mapping[str, str], contexts: Mapping[str, str]) -> None:
+    for name, value in build_args.items():
+        if not _ARG_NAME.fullmatch(name):
+            raise ToolkitError.bad_input(f"bad --build-arg name {name!r}: letters, digits and _ only")
+        _no_nul(value, f"--build-arg {name}")
+    for name, value in labels.items():
+        if not _LABEL_KEY.fullmatch(name):
+            raise ToolkitError.bad_input(f"bad --label key {name!r}")
+        _no_nul(value, f"--label {name}")
+    for name, value in contexts.items():
+        if not _CONTEXT_NAME.fullmatch(name) or not value:
+            raise ToolkitError.bad_input(f"bad --build-context {name!r}: expected NAME=VALUE")
+        _no_nul(value, f"--build-context {name}")
+
+
+def _no_nul(value: str, what: str) -> None:
+    if "\0" in value:
+        raise ToolkitError.bad_input(f"{what} contains a NUL character")
+
+
+def is_remote_context(context: str) -> bool:
+    return "://" in context or context.startswith("git@") or context == "-"
+
+
+def resolve_paths(context: str, dockerfile: str, inline: bool, cwd: Path) -> tuple[str, str]:
+    """The context and Dockerfile as given to buildx; a missing one is bad input naming it."""
+    if "\0" in context or "\0" in dockerfile:
+        raise ToolkitError.bad_input("context or Dockerfile path contains a NUL character")
+    if is_remote_context(context):
+        return context, dockerfile
+    ctx = Path(context) if Path(context).is_absolute() else cwd / context
+    if not ctx.is_dir():
+        raise ToolkitError.bad_input(f"build context {context} not found (looked for directory {ctx})")
+    if inline:
+        return str(ctx), "-"
+    path = (
+        (Path(dockerfile) if Path(dockerfile).is_absolute() else cwd / dockerfile) if dockerfile else ctx / "Dockerfile"
+    )
+    if not path.is_file():
+        raise ToolkitError.bad_input(f"Dockerfile {dockerfile or path} not found (looked for {path})")
+    return str(ctx), str(path)
+
+
+def docker_registry_arg(
+    settings: Settings, build_args: Mapping[str, str], reporter: Reporter | None = None
+) -> dict[str, str]:
+    """The ``DOCKER_REGISTRY`` build arg every build gets unless the user set it: the Docker
+    Hub mirror when its probe answers, else the upstream (see ``mirror.effective_docker_registry``)."""
+    if "DOCKER_REGISTRY" in build_args:
+        return {}
+    from ci_toolkit.mirror.resolve import effective_docker_registry
+
+    return {"DOCKER_REGISTRY": effective_docker_registry(settings, reporter or Reporter())}
+
+
+def toolkit_labels(
+    ci: CIContext, env: Mapping[str, str], settings: Settings, now: datetime | None = None
+) -> dict[str, str]:
+    """OCI annotations from the CI context plus the build-number label."""
+    created = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    labels = {"org.opencontainers.image.created": created.isoformat().replace("+00:00", "Z")}
+    if ci.sha:
+        labels["org.opencontainers.image.revision"] = ci.sha
+    source = source_url(env)
+    if source:
+        labels["org.opencontainers.image.source"] = source
+    labels["org.opencontainers.image.version"] = ci.build_tag
+    if settings.build_number_label and ci.build_number:
+        labels[f"{settings.label_prefix}.build-number"] = ci.build_number
+    return labels
+
+
+def source_url(env: Mapping[str, str]) -> str:
+    if env.get("GITHUB_REPOSITORY"):
+        return f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env['GITHUB_REPOSITORY']}"
+    for name in ("CI_PROJECT_URL", "BUILDKITE_REPO", "GIT_URL"):
+        if env.get(name):
+            return env[name]
+    if env.get("CIRRUS_REPO_CLONE_URL"):
+        return env["CIRRUS_REPO_CLONE_URL"].removesuffix(".git")
+    return ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Argv:
+    """Resolved pieces of one ``docker buildx build`` call."""
+
+    context: str
+    dockerfile: str
+    target: str
+    platforms: tuple[str, ...]
+    tags: tuple[str, ...]
+    push: bool
+    load: bool
+    build_args: Mapping[str, str]
+    labels: Mapping[str, str]
+    build_contexts: Mapping[str, str]
+    secrets: tuple[str, ...]
+    cache_from: tuple[str, ...]
+    cache_to: tuple[str, ...]
+    extra_args: tuple[str, ...]
+    metadata_file: str
+    builder: str
+
+
+def assemble(a: Argv) -> list[str]:
+    argv = ["docker", "buildx", "build"]
+    if a.builder:
+        argv += ["--builder", a.builder]
+    if not any(t == "--progress" or t.startswith("--progress=") for t in a.extra_args):
+        # Plain progress is what a CI log wants, and what cache-hit counting reads.
+        argv += ["--progress", "plain"]
+    argv += ["--file", a.dockerfile]
+    if a.target:
+        argv += ["--target", a.target]
+    if a.platforms:
+        argv += ["--platform", ",".join(a.platforms)]
+    for tag in a.tags:
+        argv += ["--tag", tag]
+    if a.push:
+        argv.append("--push")
+    if a.load:
+        argv.append("--load")
+    for name, value in a.build_args.items():
+        argv += ["--build-arg", f"{name}={value}"]
+    for name, value in a.labels.items():
+        argv += ["--label", f"{name}={value}"]
+    for name, value in a.build_contexts.items():
+        argv += ["--build-context", f"{name}={value}"]
+    for spec in a.secrets:
+        argv += ["--secret", spec]
+    for value in a.cache_from:
+        argv += ["--cache-from", value]
+    for value in a.cache_to:
+        argv += ["--cache-to", value]
+    argv += ["--metadata-file", a.metadata_file]
+    argv += list(a.extra_args)
+    argv.append(a.context)
+    return argv
+
+
+def secret_env_names(secrets: Sequence[str]) -> list[str]:
+    """Environment variables named by ``--secret`` specs (``env=VAR``; ``id=VAR`` alone too)."""
+    names: list[str] = []
+    for spec in secrets:
+        fields = dict(part.partition("=")[::2] for part in spec.split(","))
+        if "env" in fields:
+            names.append(fields["env"])
+        elif "src" not in fields and "id" in fields:
+            names.append(fields["id"])
+    return names

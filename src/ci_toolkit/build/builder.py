@@ -1,0 +1,121 @@
+"""Create the buildx builder the mirror settings need, idempotently: the rendered
+buildkitd.toml and the builder's parameters are hashed; a builder whose hash is unchanged is
+reused, a changed one is removed and created again.
+
+Public entry: ``setup_builder(request, settings, reporter, state_dir, dry_run=...)``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci_toolkit.core import proc
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.settings import Settings
+from ci_toolkit.mirror.render import buildkitd_toml
+
+DRIVERS = ("docker-container", "remote", "kubernetes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuilderRequest:
+    name: str
+    driver: str = "docker-container"
+    endpoint: str = ""
+    bootstrap: bool = False
+    use: bool = False
+    driver_opts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuilderResult:
+    name: str
+    action: str  # created | recreated | reused
+    config_path: str
+    config: str
+    commands: list[list[str]]
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
+    return Path(base) / "ci-toolkit" / "builders"
+
+
+def _validate(req: BuilderRequest) -> None:
+    if req.driver not in DRIVERS:
+        raise ToolkitError.bad_input(f"--driver must be one of {', '.join(DRIVERS)}, got {req.driver!r}")
+    if req.driver == "remote" and not req.endpoint:
+        raise ToolkitError.bad_input("--driver remote needs --endpoint (e.g. tcp://buildkitd:1234)")
+    if not req.name or not all(c.isalnum() or c in "-_." for c in req.name):
+        raise ToolkitError.bad_input(f"invalid builder name {req.name!r}: use letters, digits, '-', '_' and '.'")
+
+
+def create_argv(req: BuilderRequest, config_path: Path) -> list[str]:
+    argv = ["docker", "buildx", "create", "--name", req.name, "--driver", req.driver]
+    # The remote driver's buildkitd is configured where it runs; buildx refuses --config there.
+    if req.driver != "remote":
+        argv += ["--config", str(config_path)]
+    for opt in req.driver_opts:
+        argv += ["--driver-opt", opt]
+    if req.bootstrap:
+        argv.append("--bootstrap")
+    if req.use:
+        argv.append("--use")
+    if req.endpoint:
+        argv.append(req.endpoint)
+    return argv
+
+
+def config_hash(req: BuilderRequest, config: str) -> str:
+    identity = {"driver": req.driver, "endpoint": req.endpoint, "opts": list(req.driver_opts), "config": config}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _exists(name: str, reporter: Reporter) -> bool:
+    done = proc.run(["docker", "buildx", "inspect", name], reporter, capture=True, check=False, echo=False)
+    return done.returncode == 0
+
+
+def setup_builder(
+    req: BuilderRequest, settings: Settings, reporter: Reporter, directory: Path, *, dry_run: bool = False
+) -> BuilderResult:
+    _validate(req)
+    config = buildkitd_toml(settings)
+    config_path = directory / f"{req.name}.buildkitd.toml"
+    stamp_path = directory / f"{req.name}.sha256"
+    digest = config_hash(req, config)
+    exists = _exists(req.name, reporter)
+    previous = stamp_path.read_text(encoding="utf-8").strip() if stamp_path.exists() else ""
+    if exists and previous == digest:
+        reporter.info(f"builder {req.name} is up to date (config {digest[:12]})")
+        return BuilderResult(req.name, "reused", str(config_path), config, [])
+    commands: list[list[str]] = []
+    if exists:
+        reporter.info(f"builder {req.name} has a different config: recreating it")
+        commands.append(["docker", "buildx", "rm", req.name])
+    commands.append(create_argv(req, config_path))
+    if dry_run:
+        reporter.info(f"would write {config_path}:\n{config}")
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write(config_path, config)
+    for argv in commands:
+        proc.run(argv, reporter, dry_run=dry_run, echo=True, what=" ".join(argv[:3]))
+    if req.driver == "remote":
+        reporter.warning(
+            f"the remote driver's buildkitd reads its own config: install {config_path} there as "
+            "/etc/buildkit/buildkitd.toml for the mirrors to apply"
+        )
+    if not dry_run:
+        _write(stamp_path, digest + "\n")
+    return BuilderResult(req.name, "recreated" if exists else "created", str(config_path), config, commands)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,296 @@
+"""Execution of one build: request -> checks -> cache plan -> buildx -> metadata -> commit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ci_toolkit.build import argv as build_args
+from ci_toolkit.build.extra_args import expand
+from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
+from ci_toolkit.cache import store as cache_store
+from ci_toolkit.cache.backends import CachePlan, local_args, plan_cache, resolve_root
+from ci_toolkit.cache.keys import derive_key, validate_key
+from ci_toolkit.core import proc
+from ci_toolkit.core.errors import EXIT_ENVIRONMENT, ToolkitError
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.mirror.resolve import explain_rate_limit
+
+_STEP = re.compile(r"^#(\d+) (\[(?:[^\]]* )?\d+/\d+\] .*)$")
+_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
+_ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
+_LOG = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
+
+
+@dataclasses.dataclass
+class _Tally(Reporter):
+    """The caller's reporter that also reads buildx's plain progress as it streams by."""
+
+    steps: dict[str, str] = dataclasses.field(default_factory=dict)
+    cached: set[str] = dataclasses.field(default_factory=set)
+    logs: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def passthrough(self, text: str) -> None:
+        super().passthrough(text)
+        line = text.rstrip("\n")
+        if m := _STEP.match(line):
+            self.steps.setdefault(m.group(1), m.group(2))
+        elif m := _CACHED.match(line):
+            self.cached.add(m.group(1))
+        elif m := _ERROR.match(line):
+            self.errors.setdefault(m.group(1), m.group(2))
+        elif m := _LOG.match(line):
+            log = self.logs.setdefault(m.group(1), [])
+            log.append(m.group(2))
+            del log[:-20]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """A request checked against its inputs, with its cache planned: nothing has run yet."""
+
+    context: str
+    dockerfile: str
+    platforms: tuple[str, ...]
+    tags: tuple[str, ...]
+    plan: CachePlan
+    labels: Mapping[str, str]
+    build_args: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ran:
+    argv: list[str]
+    metadata: dict[str, Any]
+    build_seconds: float
+    cache_seconds: float
+
+
+def execute(request: BuildRequest, host: BuildHost) -> BuildResult:
+    """Prepare (check + plan the cache), build with buildx, read its metadata, commit the
+    cache generation, and describe the result."""
+    started = time.monotonic()
+    prepared = _prepare(request, host)
+    tally = _Tally(**{f.name: getattr(host.reporter, f.name) for f in dataclasses.fields(Reporter)})
+    session = _open(prepared.plan, host.dry_run)
+    try:
+        ran = _build_and_commit(request, host, prepared, session, tally)
+    finally:
+        if session is not None and not host.dry_run:
+            session.close()
+    return _result(prepared, ran, tally, started)
+
+
+def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
+    settings, env, cwd = host.settings, host.env, host.cwd
+    _check_exclusive(request)
+    platforms = build_args.check_platforms(request.platforms)
+    tags = tuple(build_args.check_tag(t) for t in request.tags)
+    build_args.check_names(request.build_args, request.labels, request.build_contexts)
+    context, dockerfile = build_args.resolve_paths(
+        request.context, request.dockerfile, request.dockerfile_text is not None, cwd
+    )
+    plan = _plan_cache(request, host, tags, platforms, context)
+    for name in build_args.secret_env_names(request.secrets):
+        if env.get(name):
+            host.reporter.add_secret(env[name])
+    labels = {**build_args.toolkit_labels(host.ci, env, settings), **request.labels}
+    all_args = {**build_args.docker_registry_arg(settings, request.build_args, host.reporter), **request.build_args}
+    return _Prepared(context, dockerfile, platforms, tags, plan, labels, all_args)
+
+
+def _check_exclusive(request: BuildRequest) -> None:
+    if request.push and request.load:
+        raise ToolkitError.bad_input("--push and --load exclude each other")
+    if request.dockerfile and request.dockerfile_text is not None:
+        raise ToolkitError.bad_input("give a Dockerfile path or inline Dockerfile text, not both")
+
+
+def _plan_cache(
+    request: BuildRequest, host: BuildHost, tags: tuple[str, ...], platforms: tuple[str, ...], context: str
+) -> CachePlan:
+    settings, env, cwd = host.settings, host.env, host.cwd
+    extra = request.extra_args
+    if extra is None:
+        var = settings.extra_args_env
+        extra = tuple(expand(env.get(var, ""), env, source=var)) if var else ()
+    key = derive_key(
+        explicit=request.cache_key,
+        env=env,
+        tags=tags,
+        target=request.target,
+        platforms=platforms,
+        context_name=Path(context).name,
+    )
+    plan = plan_cache(
+        backend=request.cache_backend or settings.cache_backend,
+        key=key,
+        root=resolve_root(request.cache_root or settings.cache_root, env, cwd),
+        ref=request.cache_ref or settings.cache_ref,
+        extra_args=extra,
+        cwd=cwd,
+    )
+    if plan.notice:
+        host.reporter.info(f"notice: {plan.notice}")
+    return plan
+
+
+def _build_and_commit(
+    request: BuildRequest,
+    host: BuildHost,
+    prepared: _Prepared,
+    session: cache_store.Session | None,
+    tally: _Tally,
+) -> _Ran:
+    cache_from, cache_to = prepared.plan.cache_from, prepared.plan.cache_to
+    if session is not None:
+        f, t = local_args(prepared.plan, session.source, session.export_dir)
+        cache_from, cache_to = tuple(f), tuple(t)
+    with tempfile.TemporaryDirectory(prefix="ci-toolkit-build-") as tmp:
+        metadata_path = Path(tmp) / "metadata.json"
+        argv = _assemble(request, host, prepared, cache_from, cache_to, metadata_path)
+        build_start = time.monotonic()
+        _run_buildx(argv, tally, request, host, host.env)
+        build_seconds = time.monotonic() - build_start
+        metadata = _read_metadata(metadata_path, host.dry_run)
+        _write_metadata_file(request, host, metadata)
+    cache_start = time.monotonic()
+    if session is not None and not host.dry_run:
+        _commit(session, host.reporter)
+    return _Ran(argv, metadata, build_seconds, time.monotonic() - cache_start)
+
+
+def _assemble(
+    request: BuildRequest,
+    host: BuildHost,
+    prepared: _Prepared,
+    cache_from: tuple[str, ...],
+    cache_to: tuple[str, ...],
+    metadata_path: Path,
+) -> list[str]:
+    return build_args.assemble(
+        build_args.Argv(
+            context=prepared.context,
+            dockerfile=prepared.dockerfile,
+            target=request.target,
+            platforms=prepared.platforms,
+            tags=prepared.tags,
+            push=request.push,
+            load=request.load,
+            build_args=prepared.build_args,
+            labels=prepared.labels,
+            build_contexts=request.build_contexts,
+            secrets=request.secrets,
+            cache_from=cache_from,
+            cache_to=cache_to,
+            extra_args=prepared.plan.extra_args,
+            metadata_file=str(metadata_path),
+            builder=request.builder or host.settings.builder,
+        )
+    )
+
+
+def _write_metadata_file(request: BuildRequest, host: BuildHost, metadata: Mapping[str, Any]) -> None:
+    if request.metadata_file and not host.dry_run:
+        target = Path(request.metadata_file)
+        (target if target.is_absolute() else host.cwd / target).write_text(json.dumps(metadata, indent=2))
+
+
+def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> BuildResult:
+    steps = set(tally.steps)
+    names = str(ran.metadata.get("image.name", ""))
+    return BuildResult(
+        digest=str(ran.metadata.get("containerimage.digest", "")),
+        image_refs=tuple(n for n in names.split(",") if n) or prepared.tags,
+        cache_key=prepared.plan.key,
+        cache_backend=prepared.plan.backend,
+        cache_hits=len(steps & tally.cached),
+        cache_steps=len(steps),
+        durations={
+            "build": round(ran.build_seconds, 3),
+            "cache": round(ran.cache_seconds, 3),
+            "total": round(time.monotonic() - started, 3),
+        },
+        metadata=ran.metadata,
+        argv=tuple(ran.argv),
+    )
+
+
+def _open(plan: CachePlan, dry_run: bool) -> cache_store.Session | None:
+    if plan.entry is None:
+        return None
+    if plan.backend == "local" and plan.entry.name:
+        validate_key(plan.key)
+    if dry_run:
+        return cache_store.plan_session(plan.entry)
+    try:
+        return cache_store.open_session(plan.entry, plan.key)
+    except OSError as exc:
+        raise ToolkitError.failed(f"cannot use the cache directory {plan.entry}: {exc.strerror or exc}") from exc
+
+
+def _commit(session: cache_store.Session, reporter: Reporter) -> None:
+    # The image is built either way: a cache that fails its check is dropped, not fatal.
+    try:
+        gen = session.commit()
+    except cache_store.InvalidLayout as exc:
+        reporter.warning(f"cache export not kept ({exc}); the previous cache stays current")
+        return
+    except OSError as exc:
+        reporter.warning(f"cache export not kept ({exc.strerror or exc}); the previous cache stays current")
+        return
+    reporter.debug(f"cache generation {gen} is now current")
+
+
+def _run_buildx(argv: list[str], tally: _Tally, request: BuildRequest, host: BuildHost, env: Mapping[str, str]) -> None:
+    try:
+        proc.run(
+            argv,
+            tally,
+            env=env,
+            cwd=host.cwd,
+            dry_run=host.dry_run,
+            echo=True,
+            stdin_data=request.dockerfile_text,
+            what="docker buildx build",
+        )
+    except ToolkitError as exc:
+        if exc.exit_code == EXIT_ENVIRONMENT:
+            raise
+        raise _explain_failure(exc, tally, host.reporter) from exc
+
+
+def _explain_failure(exc: ToolkitError, tally: _Tally, reporter: Reporter) -> ToolkitError:
+    text = exc.message
+    limited = explain_rate_limit(ToolkitError.failed("\n".join([text, *tally.errors.values()])))
+    if limited.message.startswith("pull rate limit"):
+        return limited
+    if "is not a docker command" in text or ("unknown command" in text and "buildx" in text):
+        return ToolkitError.missing("docker buildx is not installed: install the buildx plugin (>= 0.10)")
+    if re.search(r"unknown flag: --(metadata-file|build-context|cache-to)", text):
+        return ToolkitError.missing(f"docker buildx is too old ({text}): upgrade the buildx plugin to >= 0.10")
+    if tally.errors:
+        vertex, error = next(reversed(tally.errors.items()))
+        step = tally.steps.get(vertex, f"#{vertex}")
+        tail = tally.logs.get(vertex, [])[-15:]
+        lines = [f"build failed at {step}: {reporter.masker(error)}"]
+        lines += [f"  | {reporter.masker(line)}" for line in tail]
+        return ToolkitError.failed("\n".join(lines))
+    return exc
+
+
+def _read_metadata(path: Path, dry_run: bool) -> dict[str, Any]:
+    if dry_run:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,93 @@
+"""What one build is asked for and what it produces: shared by ``execute`` and its callers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ci_toolkit.core.ci import CIContext
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.settings import Settings
+
+
+class BuildHost(Protocol):
+    """What a build needs from its caller; ``App`` satisfies it."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
+    @property
+    def ci(self) -> CIContext: ...
+    @property
+    def reporter(self) -> Reporter: ...
+    @property
+    def cwd(self) -> Path: ...
+    @property
+    def dry_run(self) -> bool: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildRequest:
+    """Everything one build needs. Relative paths resolve against ``host.cwd``.
+
+    ``dockerfile`` is a path (default ``<context>/Dockerfile``); ``dockerfile_text`` is an
+    inline Dockerfile sent on stdin (``-f -``); give at most one.
+    ``cache_backend``/``cache_root``/``cache_ref``/``builder`` empty: take the setting.
+    ``cache_key`` empty: ``CONTAINER_NAME`` from the environment, else derived from the first
+    tag's repository + target + platforms.
+    ``extra_args`` None: read and expand the variable named by the ``extra-args-env`` setting
+    (``CI_IMAGE_BUILD_EXTRA_ARGS``); a tuple: these tokens, already expanded.
+    ``secrets`` are buildx ``--secret`` specs (``id=x,src=path`` / ``id=x,env=VAR``); the value
+    of an ``env=`` secret is masked in all output.
+    """
+
+    context: str = "."
+    dockerfile: str = ""
+    dockerfile_text: str | None = None
+    target: str = ""
+    platforms: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    push: bool = False
+    load: bool = False
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    build_contexts: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    cache_key: str = ""
+    cache_backend: str = ""
+    cache_ref: str = ""
+    cache_root: str = ""
+    extra_args: tuple[str, ...] | None = None
+    metadata_file: str = ""
+    builder: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    digest: str
+    image_refs: tuple[str, ...]
+    cache_key: str
+    cache_backend: str
+    cache_hits: int
+    """Build steps served from cache (buildx ``CACHED``)."""
+    cache_steps: int
+    """Build steps counted in total (Dockerfile instructions)."""
+    durations: Mapping[str, float]
+    """Seconds: ``build`` (buildx), ``cache`` (verify + swap + GC), ``total``."""
+    metadata: Mapping[str, Any]
+    """The buildx metadata file's content."""
+    argv: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "image_refs": list(self.image_refs),
+            "cache_key": self.cache_key,
+            "cache_backend": self.cache_backend,
+            "cache_hits": self.cache_hits,
+            "cache_steps": self.cache_steps,
+            "durations": dict(self.durations),
+        }

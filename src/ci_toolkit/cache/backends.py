@@ -1,0 +1,180 @@
+"""Which cache a build uses: the backend's ``--cache-from``/``--cache-to`` values, and the
+seed's raw ``type=local`` pair recognised in extra args and turned into a managed entry."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci_toolkit.cache.keys import key_dirname
+from ci_toolkit.core.errors import ToolkitError
+
+BACKENDS = ("local", "registry", "gha", "none")
+_CACHE_FLAGS = ("--cache-to", "--cache-from")
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    backend: str
+    key: str
+    entry: Path | None = None
+    """The local store entry (``local`` backend or the recognised raw pair)."""
+    to_options: Mapping[str, str] = field(default_factory=dict)
+    """Extra ``--cache-to`` options for a local entry (mode, compression...)."""
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    notice: str = ""
+    extra_args: tuple[str, ...] = ()
+    """Extra args with a recognised pair removed."""
+
+
+def default_cache_root(env: Mapping[str, str]) -> Path:
+    xdg = env.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg.startswith("/") else Path(env.get("HOME") or Path.home()) / ".cache"
+    return base / "ci-toolkit" / "buildx"
+
+
+def resolve_root(value: str, env: Mapping[str, str], cwd: Path) -> Path:
+    """The cache root a build or ``cache`` command uses: the setting, else the default."""
+    if "\0" in value:
+        raise ToolkitError.bad_input("cache root contains a NUL character")
+    if not value:
+        return default_cache_root(env)
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else cwd / path
+
+
+def plan_cache(
+    *,
+    backend: str,
+    key: str,
+    root: Path,
+    ref: str,
+    extra_args: Sequence[str],
+    cwd: Path,
+) -> CachePlan:
+    """Decide the cache for one build. Creates nothing."""
+    if backend not in BACKENDS:
+        raise ToolkitError.bad_input(f"unknown cache backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    found = _cache_flags(extra_args)
+    pair = _local_pair(found)
+    if pair is not None:
+        dest, options = pair
+        entry = dest if dest.is_absolute() else cwd / dest
+        rest = _without_flags(extra_args)
+        notice = f"managing {entry} as a cache store entry (atomic swap, bounded size) for the raw type=local pair"
+        return CachePlan("local", entry.name or key, entry, options, extra_args=rest, notice=notice)
+    if found:
+        # The user set the cache themselves: theirs alone, unchanged, or exports would double.
+        return CachePlan("extra-args", key, extra_args=tuple(extra_args))
+    if backend == "local":
+        return CachePlan("local", key, root / key_dirname(key), {"mode": "max"}, extra_args=tuple(extra_args))
+    if backend == "registry":
+        full = f"{_check_ref(ref)}:{registry_tag(key)}"
+        return CachePlan(
+            "registry",
+            key,
+            cache_from=(f"type=registry,ref={full}",),
+            cache_to=(f"type=registry,ref={full},mode=max,image-manifest=true,oci-mediatypes=true",),
+            extra_args=tuple(extra_args),
+        )
+    if backend == "gha":
+        scope = registry_tag(key).removeprefix("cache-")
+        return CachePlan(
+            "gha",
+            key,
+            cache_from=(f"type=gha,scope={scope}",),
+            cache_to=(f"type=gha,scope={scope},mode=max",),
+            extra_args=tuple(extra_args),
+        )
+    return CachePlan("none", key, extra_args=tuple(extra_args))
+
+
+def local_args(plan: CachePlan, source: Path | None, export: Path) -> tuple[list[str], list[str]]:
+    """``--cache-from``/``--cache-to`` values for a local entry's session."""
+    options = {k: v for k, v in plan.to_options.items() if k not in ("type", "dest")}
+    to = ",".join([f"type=local,dest={export}", *(f"{k}={v}" for k, v in options.items())])
+    return ([f"type=local,src={source}"] if source is not None else []), [to]
+
+
+def registry_tag(key: str) -> str:
+    """``cache-<key>`` as a valid tag; a hash keeps sanitised keys apart."""
+    safe = _TAG_UNSAFE.sub("-", key).strip("-.")
+    if safe == key and len(key) <= 100:
+        return f"cache-{key}"
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"cache-{safe[:80]}--{digest}"
+
+
+def _check_ref(ref: str) -> str:
+    if not ref:
+        raise ToolkitError.bad_input("--cache-backend registry needs --cache-ref REPO (setting cache-ref)")
+    if re.search(r"\s", ref) or "@" in ref or ":" in ref.rsplit("/", 1)[-1] or ref != ref.lower():
+        raise ToolkitError.bad_input(f"--cache-ref {ref!r} must be a lowercase repository without tag or digest")
+    return ref
+
+
+def _cache_flags(tokens: Sequence[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        for flag in _CACHE_FLAGS:
+            if tok == flag:
+                if i + 1 >= len(tokens):
+                    raise ToolkitError.bad_input(f"extra args: {flag} needs a value")
+                found.append((flag, tokens[i + 1]))
+                i += 1
+            elif tok.startswith(flag + "="):
+                found.append((flag, tok.split("=", 1)[1]))
+        i += 1
+    return found
+
+
+def _without_flags(tokens: Sequence[str]) -> tuple[str, ...]:
+    kept: list[str] = []
+    skip = False
+    for tok in tokens:
+        if skip:
+            skip = False
+        elif tok in _CACHE_FLAGS:
+            skip = True
+        elif not tok.startswith(tuple(f + "=" for f in _CACHE_FLAGS)):
+            kept.append(tok)
+    return tuple(kept)
+
+
+def _parse_csv(value: str) -> dict[str, str] | None:
+    try:
+        fields = next(csv.reader([value]))
+    except (csv.Error, StopIteration):
+        return None
+    out: dict[str, str] = {}
+    for item in fields:
+        name, eq, val = item.partition("=")
+        if not eq:
+            return None
+        out[name.strip()] = val
+    return out
+
+
+def _local_pair(found: list[tuple[str, str]]) -> tuple[Path, dict[str, str]] | None:
+    """Exactly one ``--cache-to type=local,dest=X`` and one ``--cache-from type=local,src=X``."""
+    if len(found) != 2 or {flag for flag, _ in found} != set(_CACHE_FLAGS):
+        return None
+    values = {flag: _parse_csv(value) for flag, value in found}
+    to, src = values["--cache-to"], values["--cache-from"]
+    if to is None or src is None or to.get("type") != "local" or src.get("type") != "local":
+        return None
+    if set(src) != {"type", "src"} or not to.get("dest") or not src.get("src"):
+        return None
+    if Path(to["dest"]).as_posix().rstrip("/") != Path(src["src"]).as_posix().rstrip("/"):
+        return None
+    if "\0" in to["dest"]:
+        raise ToolkitError.bad_input("extra args: cache directory contains a NUL character")
+    return Path(to["dest"]), to

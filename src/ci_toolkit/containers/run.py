@@ -1,0 +1,343 @@
+"""Run one command in a container next to its services, on a network of its own, with every
+container, network and volume labelled and removed again on every way out.
+
+The one public entry is ``run_in_container(RunRequest, ...) -> exit code``; the ``run``
+command and pipeline ``run:`` steps both call it. The request is a frozen dataclass and only
+grows new fields with defaults."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci_toolkit.containers import cleanup, labels, services
+from ci_toolkit.containers.services import ServiceSpec
+from ci_toolkit.core.ci import CIContext
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.settings import Settings
+
+PULL_POLICIES = ("always", "if-not-present", "never")
+MOUNT_POINT = "/workspace"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """One command to run. ``env`` goes to the build container and to every service;
+    ``secret_env`` only to the build container (and is masked in our output);
+    ``service_env`` only to services. ``workdir`` is the host directory mounted at
+    ``/workspace`` (default: the current directory). Volumes are ``SRC:DST[:ro|rw]``: SRC an
+    absolute or ``./`` path for a bind mount, else a named volume the user owns."""
+
+    image: str
+    command: tuple[str, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, str] = field(default_factory=dict)
+    volumes: tuple[str, ...] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    services_tmpfs: Mapping[str, str] = field(default_factory=dict)
+    workdir: str = ""
+    pull_policy: str = "if-not-present"
+    timeout: float | None = None
+    service_timeout: float = 60.0
+    step: str = ""
+
+
+def label_context_for(settings: Settings, ci: CIContext) -> labels.LabelContext:
+    return labels.label_context(
+        prefix=settings.label_prefix,
+        job_id=settings.job_id or ci.job_id,
+        ci=ci.provider,
+        run_id=ci.run_id,
+        user_labels=settings.container_labels,
+    )
+
+
+def run_in_container(request: RunRequest, *, settings: Settings, ci: CIContext, reporter: Reporter, cwd: Path) -> int:
+    """Start the services, wait for their ports, run the command; return its exit code."""
+    _check(request)
+    ctx = label_context_for(settings, ci)
+    for value in request.secret_env.values():
+        reporter.add_secret(value)
+    client = connect()
+    with cleanup.Session(reporter, prefix=ctx.prefix) as session:
+        return _Run(client, request, ctx, session, reporter, cwd, settings).execute()
+
+
+def connect() -> Any:
+    import docker
+
+    try:
+        client = cleanup.engine_client()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ToolkitError.missing(f"cannot reach the Docker engine ({exc}): start it or set DOCKER_HOST") from exc
+    return client
+
+
+def _check(request: RunRequest) -> None:
+    if not request.image.strip():
+        raise ToolkitError.bad_input("run: an image is required")
+    if request.pull_policy not in PULL_POLICIES:
+        raise ToolkitError.bad_input(
+            f"pull policy must be one of {', '.join(PULL_POLICIES)}, got {request.pull_policy!r}"
+        )
+    for volume in request.volumes:
+        _parse_volume(volume, Path("/"))
+    for path in [*request.tmpfs, *request.services_tmpfs]:
+        if not path.startswith("/"):
+            raise ToolkitError.bad_input(f"tmpfs path {path!r} must be absolute")
+
+
+def _parse_volume(spec: str, cwd: Path) -> tuple[str, str, str]:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+        raise ToolkitError.bad_input(f"--volume expects SRC:DST[:ro|rw] with an absolute DST, got {spec!r}")
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise ToolkitError.bad_input(f"--volume mode must be ro or rw, got {mode!r} in {spec!r}")
+    source = parts[0]
+    if source.startswith((".", "/", "~")):
+        source = str((cwd / Path(source).expanduser()).resolve())
+    return source, parts[1], mode
+
+
+class _Run:
+    def __init__(
+        self,
+        client: Any,
+        request: RunRequest,
+        ctx: labels.LabelContext,
+        session: cleanup.Session,
+        reporter: Reporter,
+        cwd: Path,
+        settings: Settings,
+    ) -> None:
+        self.api = client.api
+        self.request = request
+        self.ctx = ctx
+        self.session = session
+        self.reporter = reporter
+        self.cwd = cwd
+        self.settings = settings
+        self.network = ""
+
+    def labels(self, role: str) -> dict[str, str]:
+        return self.ctx.labels(role=role, step=self.request.step)
+
+    def execute(self) -> int:
+        self.network = self.session.name("net")
+        self.session.networks.append(self.network)
+        self.api.create_network(self.network, driver="bridge", labels=self.labels("run"))
+        for image in dict.fromkeys([self.request.image, *(s.image for s in self.request.services)]):
+            self._ensure_image(image)
+        started = [self._start_service(spec) for spec in self.request.services]
+        for spec, container in zip(self.request.services, started, strict=True):
+            self._wait_ready(spec, container)
+        return self._run_command()
+
+    # -- images ---------------------------------------------------------------------------
+
+    def _ensure_image(self, image: str) -> None:
+        import docker.errors
+
+        policy = self.request.pull_policy
+        if policy != "always":
+            try:
+                self.api.inspect_image(image)
+                return
+            except docker.errors.ImageNotFound:
+                if policy == "never":
+                    raise ToolkitError.missing(
+                        f"image {image} is not present and pull-policy is never: pull it first"
+                    ) from None
+        self._pull(image)
+
+    def _pull(self, image: str) -> None:
+        import docker.errors
+
+        source = _pull_reference(image, self.settings, self.reporter)
+        self.reporter.info(f"pulling {source}")
+        try:
+            for event in self.api.pull(source, stream=True, decode=True):
+                if "error" in event:
+                    raise ToolkitError.failed(f"pull {source} failed: {event['error']}")
+            if source != image and "@" not in image:
+                # Pulled from a mirror: give it the name the user asked for.
+                self.api.tag(source, *_split_tag(image))
+        except docker.errors.APIError as exc:
+            raise ToolkitError.failed(f"pull {source} failed: {exc.explanation or exc}") from exc
+
+    def _image_volumes(self, image: str, taken: set[str], role: str) -> list[str]:
+        """The image's VOLUME paths as labelled volumes of ours: anonymous volumes carry no
+        labels, so a killed job's would be invisible to the sweep and pile up for ever."""
+        declared = (self.api.inspect_image(image).get("Config") or {}).get("Volumes") or {}
+        binds = []
+        for path in sorted(declared):
+            if path in taken:
+                continue
+            name = self.session.name("vol")
+            self.session.volumes.append(name)
+            self.api.create_volume(name=name, labels=self.labels(role))
+            binds.append(f"{name}:{path}:rw")
+        return binds
+
+    # -- services -------------------------------------------------------------------------
+
+    def _start_service(self, spec: ServiceSpec) -> str:
+        aliases = services.service_aliases(spec)
+        name = self.session.name("svc")
+        self.session.containers.append(name)
+        binds = self._image_volumes(spec.image, set(self.request.services_tmpfs), "service")
+        host_config = self.api.create_host_config(
+            binds=binds, tmpfs=dict(self.request.services_tmpfs) or None, network_mode=self.network
+        )
+        networking = self.api.create_networking_config({self.network: self.api.create_endpoint_config(aliases=aliases)})
+        self.api.create_container(
+            spec.image,
+            name=name,
+            environment={**self.request.env, **self.request.service_env},
+            labels=self.labels("service"),
+            host_config=host_config,
+            networking_config=networking,
+        )
+        self.api.start(name)
+        self.reporter.info(f"service {spec.image} started as {', '.join(aliases)}")
+        return name
+
+    def _wait_ready(self, spec: ServiceSpec, container: str) -> None:
+        info = self.api.inspect_container(container)
+        port = services.first_tcp_port((info.get("Config") or {}).get("ExposedPorts"))
+        label = f"{spec.image}" + (f" ({spec.alias})" if spec.alias else "")
+        if port is None:
+            self.reporter.info(f"service {label} exposes no TCP port: not waiting for it")
+            return
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        address = (networks.get(self.network) or {}).get("IPAddress", "")
+        if not address:
+            raise ToolkitError.failed(f"service {label} has no address on network {self.network}")
+
+        def still_running() -> bool:
+            state = self.api.inspect_container(container).get("State") or {}
+            return bool(state.get("Running"))
+
+        services.wait_for_port(
+            address, port, timeout=self.request.service_timeout, still_running=still_running, name=label
+        )
+        self.reporter.info(f"service {label} is accepting connections on port {port}")
+
+    # -- the command ----------------------------------------------------------------------
+
+    def _run_command(self) -> int:
+        request = self.request
+        workdir = Path(request.workdir).expanduser() if request.workdir else self.cwd
+        workdir = (self.cwd / workdir).resolve()
+        if not workdir.is_dir():
+            raise ToolkitError.bad_input(f"working directory {workdir} does not exist")
+        user_binds = [":".join(_parse_volume(v, self.cwd)) for v in request.volumes]
+        taken = {MOUNT_POINT, *request.tmpfs, *(b.split(":")[1] for b in user_binds)}
+        binds = [f"{workdir}:{MOUNT_POINT}:rw", *user_binds, *self._image_volumes(request.image, taken, "run")]
+        name = self.session.name("run")
+        self.session.containers.append(name)
+        self.api.create_container(
+            request.image,
+            command=list(request.command) or None,
+            name=name,
+            environment={**request.env, **request.secret_env},
+            working_dir=MOUNT_POINT,
+            labels=self.labels("run"),
+            host_config=self.api.create_host_config(
+                binds=binds, tmpfs=dict(request.tmpfs) or None, network_mode=self.network
+            ),
+        )
+        # Attach before start, as `docker run` does: output written before a later attach
+        # would be lost when the log driver cannot replay it.
+        output = self.api.attach(name, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+        self.api.start(name)
+        timed_out = threading.Event()
+        timer = None
+        if request.timeout:
+            timer = threading.Timer(request.timeout, self._kill_on_timeout, args=(name, timed_out))
+            timer.daemon = True
+            timer.start()
+        try:
+            self._stream_output(output)
+            status = int(self.api.wait(name).get("StatusCode", 1))
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timed_out.is_set():
+            raise ToolkitError.failed(f"command timed out after {request.timeout:g}s")
+        return status
+
+    def _kill_on_timeout(self, name: str, flag: threading.Event) -> None:
+        flag.set()
+        # It may have exited on its own just now; then there is nothing to kill.
+        with contextlib.suppress(Exception):
+            self.api.kill(name)
+
+    def _stream_output(self, output: Iterator[tuple[bytes | None, bytes | None]]) -> None:
+        out = _LineMasker(self.reporter, to_stdout=not self.reporter.json_mode)
+        err = _LineMasker(self.reporter, to_stdout=False)
+        for stdout, stderr in output:
+            if stdout:
+                out.feed(stdout)
+            if stderr:
+                err.feed(stderr)
+        out.flush()
+        err.flush()
+
+
+class _LineMasker:
+    """Masks secrets line by line, so a secret split across two reads is still caught."""
+
+    def __init__(self, reporter: Reporter, *, to_stdout: bool) -> None:
+        self.reporter = reporter
+        self.to_stdout = to_stdout
+        self.pending = ""
+
+    def feed(self, data: bytes) -> None:
+        text = self.pending + data.decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            self._emit(line + "\n")
+
+    def flush(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = ""
+
+    def _emit(self, text: str) -> None:
+        if self.to_stdout:
+            stream = self.reporter.stdout or sys.stdout
+            stream.write(self.reporter.masker(text))
+            stream.flush()
+        else:
+            self.reporter.passthrough(text)
+
+
+def _pull_reference(image: str, settings: Settings, reporter: Reporter) -> str:
+    """The reference to pull: through the mirror module (issue 4) when it is installed."""
+    import importlib
+
+    try:
+        mirror = importlib.import_module("ci_toolkit.mirror.resolve")
+    except ImportError:
+        return image
+    rewrite = getattr(mirror, "pull_reference", None)
+    return str(rewrite(image, settings, reporter)) if callable(rewrite) else image
+
+
+def _split_tag(image: str) -> tuple[str, str]:
+    name, sep, tag = image.rpartition(":")
+    if sep and "/" not in tag:
+        return name, tag
+    return image, "latest"

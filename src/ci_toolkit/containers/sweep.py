@@ -1,0 +1,240 @@
+"""Find and remove the toolkit's leftovers by label, without ever touching a live job.
+
+Only resources labelled ``<prefix>.managed=true`` are ever considered (the engine filters on
+it, and every decision checks it again). A resource is selected by job id and/or by
+staleness: its owner (host-id, pid, pid-start) is gone. Owners on another host (or in
+another pid namespace) cannot be checked from here, so such resources are only removed when
+they are older than an explicit ``--older-than``.
+
+Removal runs in parallel: containers first, then networks and volumes (which their containers
+hold). A resource that disappears under us (a concurrent sweep, the owner's own cleanup) is
+reported as ``gone``, not as a failure, so two sweeps at once both succeed."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ci_toolkit.containers import cleanup, labels
+from ci_toolkit.core import units
+from ci_toolkit.core.errors import ToolkitError
+
+KINDS = ("container", "network", "volume")
+# The engine removes containers one by one per request; measured on 100 containers, 64
+# requests in flight match `docker rm` with many ids (fewer were up to 1.8x slower).
+PARALLEL = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepRequest:
+    prefix: str
+    job_id: str = ""
+    stale: bool = False
+    older_than: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resource:
+    kind: str
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    created: datetime | None
+    job_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    kind: str
+    name: str
+    id: str
+    job_id: str
+    action: str  # removed | would-remove | kept | gone | failed
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "id": self.id,
+            "job_id": self.job_id,
+            "action": self.action,
+            "reason": self.reason,
+        }
+
+
+def check_request(request: SweepRequest) -> None:
+    if not request.job_id and not request.stale:
+        raise ToolkitError.bad_input("sweep: nothing selected: give --job-id ID or --stale (no CI job id was detected)")
+    if request.older_than is not None and request.older_than < 0:
+        raise ToolkitError.bad_input("sweep: --older-than must not be negative")
+
+
+def decide(
+    resource: Resource,
+    request: SweepRequest,
+    *,
+    host_id: str,
+    now: datetime,
+    alive: Callable[[int, str], bool] = labels.owner_alive,
+) -> tuple[bool, str]:
+    """(remove?, why) for one resource the engine listed. Pure: no engine, no clock."""
+    key = f"{request.prefix}."
+    tags = resource.labels
+    if tags.get(f"{key}{labels.MANAGED}") != "true":
+        return False, "not managed by ci-toolkit"
+    if any(tags.get(k) != v for k, v in request.labels.items()):
+        return False, "labels do not match"
+    job = tags.get(f"{key}{labels.JOB_ID}", "")
+    if request.job_id and job != request.job_id:
+        return False, f"belongs to job {job or '(none)'}"
+    if not request.stale:
+        return True, "selected by job id"
+    return _stale(tags, key, resource.created, request, host_id, now, alive)
+
+
+def _stale(
+    tags: Mapping[str, str],
+    key: str,
+    created: datetime | None,
+    request: SweepRequest,
+    host_id: str,
+    now: datetime,
+    alive: Callable[[int, str], bool],
+) -> tuple[bool, str]:
+    pid_text = tags.get(f"{key}{labels.PID}", "")
+    if tags.get(f"{key}{labels.HOST_ID}") == host_id and pid_text.isdigit():
+        pid = int(pid_text)
+        start = tags.get(f"{key}{labels.PID_START}", "")
+        if alive(pid, start):
+            return False, f"owner pid {pid} is alive"
+        if labels.process_start(pid) is not None:
+            return True, f"owner pid {pid} was recycled (start time differs)"
+        return True, f"owner pid {pid} is gone"
+    if request.older_than is None:
+        return False, "owner on another host: give --older-than to remove"
+    if created is None:
+        return False, "owner on another host and creation time unknown"
+    age = (now - created).total_seconds()
+    if age > request.older_than:
+        return True, f"owner on another host, {_human(age)} old"
+    return False, f"owner on another host, only {_human(age)} old"
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def sweep(request: SweepRequest, *, client: Any | None = None, now: datetime | None = None) -> list[Outcome]:
+    """List, decide, remove (unless dry-run). Returns one outcome per resource considered."""
+    import docker.errors
+
+    check_request(request)
+    try:
+        api = (client or cleanup.engine_client(pool=PARALLEL)).api
+        listed = list_resources(api, request)
+    except docker.errors.DockerException as exc:
+        raise ToolkitError.missing(f"cannot reach the Docker engine ({exc}): start it or set DOCKER_HOST") from exc
+    now = now or datetime.now(timezone.utc)
+    host = labels.host_id()
+    found = [_with_own_labels(r, request.prefix) for r in listed]
+    plan = [(r, *decide(r, request, host_id=host, now=now)) for r in found]
+    outcomes: list[Outcome] = []
+    for kind in KINDS:
+        batch = [(r, remove, why) for r, remove, why in plan if r.kind == kind]
+        outcomes.extend(_apply(api, batch, request.dry_run))
+    return outcomes
+
+
+def _with_own_labels(resource: Resource, prefix: str) -> Resource:
+    """Job id and creation time from our labels (the engine's time is the fallback)."""
+    created = units.parse_time(resource.labels.get(f"{prefix}.{labels.CREATED}", "")) or resource.created
+    return dataclasses.replace(resource, job_id=resource.labels.get(f"{prefix}.{labels.JOB_ID}", ""), created=created)
+
+
+def list_resources(api: Any, request: SweepRequest) -> list[Resource]:
+    filters = [f"{request.prefix}.{labels.MANAGED}=true", *(f"{k}={v}" for k, v in request.labels.items())]
+    if request.job_id:
+        filters.append(f"{request.prefix}.{labels.JOB_ID}={request.job_id}")
+    query = {"label": filters}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        containers = pool.submit(api.containers, all=True, filters=query)
+        networks = pool.submit(api.networks, filters=query)
+        volumes = pool.submit(api.volumes, filters=query)
+        found = [_container(c) for c in containers.result()]
+        found += [_network(n) for n in networks.result()]
+        found += [_volume(v) for v in (volumes.result() or {}).get("Volumes") or []]
+    return found
+
+
+def _container(c: Mapping[str, Any]) -> Resource:
+    tags = c.get("Labels") or {}
+    names = c.get("Names") or [c["Id"][:12]]
+    created = datetime.fromtimestamp(c["Created"], timezone.utc) if c.get("Created") else None
+    return Resource(kind="container", id=c["Id"], name=names[0].lstrip("/"), labels=tags, created=created)
+
+
+def _network(n: Mapping[str, Any]) -> Resource:
+    tags = n.get("Labels") or {}
+    return Resource(
+        kind="network", id=n["Id"], name=n["Name"], labels=tags, created=units.parse_time(n.get("Created", ""))
+    )
+
+
+def _volume(v: Mapping[str, Any]) -> Resource:
+    tags = v.get("Labels") or {}
+    return Resource(
+        kind="volume", id=v["Name"], name=v["Name"], labels=tags, created=units.parse_time(v.get("CreatedAt", ""))
+    )
+
+
+def _apply(api: Any, batch: Sequence[tuple[Resource, bool, str]], dry_run: bool) -> list[Outcome]:
+    def run(item: tuple[Resource, bool, str]) -> Outcome:
+        resource, remove, why = item
+        if not remove:
+            return _outcome(resource, "kept", why)
+        if dry_run:
+            return _outcome(resource, "would-remove", why)
+        return _remove(api, resource, why)
+
+    if len(batch) <= 1:
+        return [run(item) for item in batch]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(batch))) as pool:
+        return list(pool.map(run, batch))
+
+
+def _remove(api: Any, resource: Resource, why: str) -> Outcome:
+    import docker.errors
+
+    try:
+        if resource.kind == "container":
+            api.remove_container(resource.id, force=True, v=True)
+        elif resource.kind == "network":
+            api.remove_network(resource.id)
+        else:
+            api.remove_volume(resource.id, force=True)
+    except docker.errors.NotFound:
+        return _outcome(resource, "gone", "already removed")
+    except docker.errors.APIError as exc:
+        text = str(exc.explanation or exc)
+        if "already in progress" in text:
+            return _outcome(resource, "gone", "being removed by someone else")
+        if exc.status_code in (403, 409) and resource.kind != "container":
+            return _outcome(resource, "kept", f"still in use ({text})")
+        return _outcome(resource, "failed", text)
+    return _outcome(resource, "removed", why)
+
+
+def _outcome(resource: Resource, action: str, reason: str) -> Outcome:
+    return Outcome(
+        kind=resource.kind, name=resource.name, id=resource.id, job_id=resource.job_id, action=action, reason=reason
+    )

@@ -1,0 +1,435 @@
+"""Layered settings: defaults < global files < project file < .env files < environment <
+command line. The project file is a Jinja2 template rendered with StrictUndefined before it
+is parsed as YAML. Everything is resolved once, in ``load``, from a passed-in environment."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ci_toolkit.core import ci
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, kind_of
+from ci_toolkit.core.units import parse_pairs
+
+SOURCES = ("default", "global file", "project file", ".env", "environment", "command line")
+PROJECT_SECTIONS = ("steps", "promote")
+DEFAULT_PROJECT_FILE = "ci-toolkit.yaml"
+SYSTEM_GLOBAL_FILE = Path("/etc/ci-toolkit/config.yaml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    settings: Settings
+    sources: Mapping[str, str]
+    env: Mapping[str, str]
+    ci: ci.CIContext
+    project: Mapping[str, Any]
+    project_path: Path | None
+    template_context: Mapping[str, Any]
+
+
+def load(
+    env: Mapping[str, str],
+    *,
+    cwd: Path,
+    config_file: str | None = None,
+    env_files: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+    global_files: Sequence[Path] | None = None,
+) -> Loaded:
+    dotenv_values = _read_env_files(cwd, env_files)
+    job_env = {**dotenv_values, **env}
+    layers: list[tuple[str, Mapping[str, Any]]] = [("default", _defaults(job_env))]
+    for path in _global_files(env, global_files):
+        layers.append(("global file", _settings_only(_read_yaml_file(path), path)))
+    higher: list[tuple[str, Mapping[str, Any]]] = [
+        (".env", _from_env(dotenv_values)),
+        ("environment", _from_env(env)),
+        ("command line", _parse_overrides(overrides)),
+    ]
+    ci_ctx = ci.detect(job_env, cwd)
+    project_path = _project_path(cwd, config_file)
+    project: dict[str, Any] = {}
+    context: dict[str, Any] = {}
+    if project_path is not None:
+        registry = _resolve(layers + higher)[0]["docker-registry"]
+        context = template_context(ci_ctx, job_env, registry)
+        project = _render_project(project_path, context)
+        if "docker-registry" in project and not any("docker-registry" in layer for _, layer in higher):
+            # The file itself sets DOCKER_REGISTRY: render again so templates see that value.
+            context = template_context(ci_ctx, job_env, str(project["docker-registry"]))
+            project = _render_project(project_path, context)
+        layers.append(("project file", _settings_only(project, project_path)))
+    values, sources = _resolve(layers + higher)
+    if not context:
+        context = template_context(ci_ctx, job_env, values["docker-registry"])
+    settings = Settings(**{f.name: values[f.name.replace("_", "-")] for f in fields(Settings)})
+    return Loaded(
+        settings=settings,
+        sources=sources,
+        env=job_env,
+        ci=ci_ctx,
+        project={k: v for k, v in project.items() if k in PROJECT_SECTIONS},
+        project_path=project_path,
+        template_context=context,
+    )
+
+
+def template_context(ci_ctx: ci.CIContext, env: Mapping[str, str], registry: str) -> dict[str, Any]:
+    return {
+        "DOCKER_REGISTRY": registry,
+        "BUILD_NUMBER": ci_ctx.build_number or "0",
+        "BUILD_ID": ci_ctx.run_id or ci_ctx.build_number or "0",
+        "BUILD_TAG": ci_ctx.build_tag,
+        "GIT_SHA": ci_ctx.sha,
+        "GIT_BRANCH": ci_ctx.branch,
+        "CI_PLATFORM": ci_ctx.provider,
+        "env": dict(env),
+    }
+
+
+def render_template(text: str, context: Mapping[str, Any], where: str, *, yaml_keys: bool = False) -> str:
+    """Render with StrictUndefined; an error names ``where`` and the template line (and, with
+    ``yaml_keys``, the YAML key path at that line, e.g. ``steps.app.build.dockerfile``)."""
+    import jinja2
+
+    jenv = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    try:
+        return jenv.from_string(text).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ToolkitError.bad_input(f"{where}:{exc.lineno}: template syntax error: {exc.message}") from exc
+    except jinja2.UndefinedError as exc:
+        line = _template_line(exc)
+        keys = yaml_key_path(text, int(line)) if yaml_keys and line.isdigit() else ""
+        at = f"{where}:{line}: {keys + ': ' if keys else ''}"
+        raise ToolkitError.bad_input(f"{at}undefined template variable: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise ToolkitError.bad_input(f"{where}: template error: {exc}") from exc
+
+
+def _template_line(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    line = "?"
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = str(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
+
+
+def _render_project(path: Path, context: Mapping[str, Any]) -> dict[str, Any]:
+    text = _read_text(path)
+    # `steps.<name>.image` is only known once that step ran: leave a marker the pipeline
+    # replaces, step by step (see STEP_REF).
+    rendered = render_template(text, {"steps": DeferredSteps(), **context}, str(path), yaml_keys=True)
+    return _parse_yaml(rendered, path)
+
+
+# What `{{ steps.<name>.<attr> }}` renders to in the project file; the name is hex-encoded so
+# any name survives YAML quoting. The pipeline validates the name and substitutes the value.
+STEP_REF = re.compile(r"@@ci-toolkit-step:([0-9a-f]*):(image|digest|ref)@@")
+STEP_ATTRS = ("image", "digest", "ref")
+
+
+class DeferredSteps:
+    def __getattr__(self, name: str) -> _DeferredStep:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _DeferredStep(name)
+
+    def __getitem__(self, name: str) -> _DeferredStep:
+        return _DeferredStep(str(name))
+
+
+class _DeferredStep:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> str:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if attr not in STEP_ATTRS:
+            import jinja2
+
+            raise jinja2.UndefinedError(f"steps.{self._name}.{attr} (a step has {', '.join(STEP_ATTRS)})")
+        return f"@@ci-toolkit-step:{self._name.encode().hex()}:{attr}@@"
+
+    def __getitem__(self, attr: str) -> str:
+        return str(getattr(self, str(attr)))
+
+
+_KEY_LINE = re.compile(r"""^(\s*)(?:-\s+)?("[^"]*"|'[^']*'|[^\s#'"{\[][^:#]*?)\s*:(?:\s+(.*))?$""")
+
+
+def yaml_key_path(text: str, line: int) -> str:
+    """The dotted YAML key path in effect at ``line`` (1-based) of block-style YAML, read from
+    indentation alone, so it works on the raw template before it renders."""
+    stack: list[tuple[int, str]] = []
+    block_indent: int | None = None
+    for raw in text.splitlines()[:line]:
+        indent = len(raw) - len(raw.lstrip(" "))
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        if block_indent is not None and indent > block_indent:
+            continue
+        block_indent = None
+        match = _KEY_LINE.match(raw)
+        if match is None:
+            continue
+        indent = len(match.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group(2).strip("'\"")))
+        if (match.group(3) or "").strip()[:1] in ("|", ">"):
+            block_indent = indent
+    return ".".join(key for _, key in stack)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolkitError.bad_input(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ToolkitError.bad_input(f"cannot read {path}: not UTF-8 text") from exc
+
+
+def _read_yaml_file(path: Path) -> dict[str, Any]:
+    return _parse_yaml(_read_text(path), path)
+
+
+def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ToolkitError.bad_input(f"{path}{line}: invalid YAML: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ToolkitError.bad_input(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ToolkitError.bad_input(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def _project_path(cwd: Path, config_file: str | None) -> Path | None:
+    if config_file is not None:
+        path = cwd / config_file
+        if not path.is_file():
+            raise ToolkitError.bad_input(f"config file not found: {config_file}")
+        return path
+    default = cwd / DEFAULT_PROJECT_FILE
+    return default if default.is_file() else None
+
+
+def _global_files(env: Mapping[str, str], given: Sequence[Path] | None) -> list[Path]:
+    override = env.get("CI_TOOLKIT_GLOBAL_CONFIG")
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise ToolkitError.bad_input(f"CI_TOOLKIT_GLOBAL_CONFIG points at a missing file: {override}")
+        return [path]
+    if given is not None:
+        return [p for p in given if p.is_file()]
+    home = env.get("HOME")
+    candidates = [SYSTEM_GLOBAL_FILE] + ([Path(home) / ".ci-toolkit.yaml"] if home else [])
+    return [p for p in candidates if p.is_file()]
+
+
+def _read_env_files(cwd: Path, env_files: Sequence[str]) -> dict[str, str]:
+    paths = [cwd / f for f in env_files]
+    if not env_files and (cwd / ".env").is_file():
+        paths = [cwd / ".env"]
+    values: dict[str, str] = {}
+    for path in paths:
+        values.update(_parse_env_file(path))
+    return values
+
+
+def _parse_env_file(path: Path) -> dict[str, str]:
+    import io
+
+    from dotenv.parser import parse_stream
+
+    text = _read_text(path)
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.line
+            raise ToolkitError.bad_input(f"{path}:{line}: malformed .env line: {binding.original.string.strip()!r}")
+        if binding.key is not None:
+            values[binding.key] = binding.value or ""
+    return values
+
+
+def _defaults(env: Mapping[str, str]) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for key, f in SETTING_FIELDS.items():
+        defaults[key] = f.default_factory() if f.default_factory is not MISSING else f.default
+    defaults["cache-root"] = str(default_cache_root(env))
+    return defaults
+
+
+def default_cache_root(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/root"), ".cache")
+    return Path(base) / "ci-toolkit" / "buildx"
+
+
+def _settings_only(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    allowed = set(SETTING_FIELDS) | set(PROJECT_SECTIONS)
+    for key, value in data.items():
+        if not isinstance(key, str) or key not in allowed:
+            raise ToolkitError.bad_input(f"{path}: unknown key {key!r}{_suggest(str(key), allowed)}")
+        if key in SETTING_FIELDS:
+            result[key] = _coerce(key, value, f"{path}")
+    return result
+
+
+def _suggest(key: str, choices: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key in SETTING_FIELDS:
+        name = env_name(key)
+        if name in env:
+            result[key] = _coerce(key, env[name], name)
+    return result
+
+
+def _parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ToolkitError.bad_input(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in SETTING_FIELDS:
+            raise ToolkitError.bad_input(f"--set: unknown setting {key!r}{_suggest(key, set(SETTING_FIELDS))}")
+        result[key] = _coerce(key, value, "--set")
+    return result
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    kind = kind_of(key)
+    coerced = _COERCERS[kind](value)
+    if coerced is None:
+        raise ToolkitError.bad_input(f"{where}: setting {key!r} expects {_KIND_TEXT[kind]}, got {value!r}")
+    choices = SETTING_FIELDS[key].metadata["choices"]
+    if choices and coerced not in choices:
+        raise ToolkitError.bad_input(f"{where}: setting {key!r} must be one of {', '.join(choices)}, got {coerced!r}")
+    return coerced
+
+
+def _as_str(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_list(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return [str(v) for v in value]
+    return None
+
+
+def _as_map(value: Any) -> dict[str, str] | None:
+    if isinstance(value, str):
+        try:
+            return parse_pairs([value], "")
+        except ToolkitError:
+            return None
+    if isinstance(value, dict) and all(isinstance(k, str) and _as_str(v) is not None for k, v in value.items()):
+        return {k: str(v) for k, v in value.items()}
+    return None
+
+
+def _as_map_list(value: Any) -> dict[str, list[str]] | None:
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            value = yaml.safe_load(value) if value.strip() else {}
+        except yaml.YAMLError:
+            return None
+    if not isinstance(value, dict):
+        return None
+    result: dict[str, list[str]] = {}
+    for k, v in value.items():
+        items = _as_list(v)
+        if not isinstance(k, str) or items is None:
+            return None
+        result[k] = items
+    return result
+
+
+_COERCERS: dict[str, Any] = {
+    "str": _as_str,
+    "bool": _as_bool,
+    "int": _as_int,
+    "list": _as_list,
+    "map": _as_map,
+    "map-list": _as_map_list,
+}
+_KIND_TEXT = {
+    "str": "a string",
+    "bool": "true or false",
+    "int": "an integer",
+    "list": "a list of strings",
+    "map": "a mapping of strings (key=value,...)",
+    "map-list": "a mapping of lists of strings",
+}
+
+
+def _resolve(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[str, str]]:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for key, value in layer.items():
+            values[key] = value
+            sources[key] = source
+    return values, sources
+
+
+def masked_value(key: str, value: Any) -> Any:
+    from ci_toolkit.core.settings import is_secret
+
+    if is_secret(key) and value:
+        return "***"
+    return value

@@ -1,0 +1,115 @@
+"""The one subprocess wrapper. Every external command is echoed as ``+ cmd`` (shell-quoted,
+secrets masked) so a CI log can be replayed by hand; output is streamed through the masker;
+a failure raises the toolkit error with the tail of stderr."""
+
+from __future__ import annotations
+
+import collections
+import os
+import shlex
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ci_toolkit.core.errors import EXIT_ENVIRONMENT, EXIT_FAILED, ToolkitError
+from ci_toolkit.core.report import Reporter
+
+TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr_tail: str
+
+
+def format_argv(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def run(
+    argv: Sequence[str],
+    reporter: Reporter,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    capture: bool = False,
+    check: bool = True,
+    dry_run: bool = False,
+    echo: bool | None = None,
+    stdin_data: str | None = None,
+    timeout: float | None = None,
+    what: str | None = None,
+    exit_code: int = EXIT_FAILED,
+) -> Completed:
+    """Run ``argv``. ``capture`` keeps stdout for the caller instead of streaming it.
+    In dry-run mode the command is echoed and not run. ``what`` names the operation in errors."""
+    argv = tuple(argv)
+    # In dry-run the echo is the output; otherwise -q silences it even where callers echo.
+    if dry_run or ((reporter.verbose if echo is None else echo) and not reporter.quiet):
+        reporter.echo_command(format_argv(argv))
+    if dry_run:
+        return Completed(argv, 0, "", "")
+    full_env = dict(os.environ if env is None else env)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            cwd=cwd,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError as exc:
+        raise ToolkitError(f"{argv[0]} not found: install it or fix PATH", EXIT_ENVIRONMENT) from exc
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    out_chunks: list[str] = []
+    err_thread = threading.Thread(target=_pump, args=(proc.stderr, reporter, tail, None), daemon=True)
+    err_thread.start()
+    if stdin_data is not None and proc.stdin is not None:
+        proc.stdin.write(stdin_data)
+        proc.stdin.close()
+    _pump(proc.stdout, reporter, None, out_chunks if capture else None)
+    try:
+        returncode = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.wait()
+        raise ToolkitError(f"{what or argv[0]} timed out after {timeout:g}s") from exc
+    finally:
+        err_thread.join(timeout=5)
+    result = Completed(argv, returncode, "".join(out_chunks), "".join(tail))
+    if check and returncode != 0:
+        raise ToolkitError(_failure_message(result, reporter, what), exit_code)
+    return result
+
+
+def _pump(
+    stream: IO[str] | None,
+    reporter: Reporter,
+    tail: collections.deque[str] | None,
+    keep: list[str] | None,
+) -> None:
+    if stream is None:
+        return
+    for line in stream:
+        if keep is not None:
+            keep.append(line)
+            continue
+        if tail is not None:
+            tail.append(line)
+        reporter.passthrough(line)
+
+
+def _failure_message(result: Completed, reporter: Reporter, what: str | None) -> str:
+    name = what or format_argv(result.argv[:3])
+    tail_lines = [ln.strip() for ln in result.stderr_tail.splitlines() if ln.strip()]
+    last = reporter.masker(tail_lines[-1]) if tail_lines else "no error output"
+    return f"{name} failed (exit {result.returncode}): {last}"

@@ -1,0 +1,285 @@
+"""Run CI definitions the way their runners do, against the test bed: the composite steps of
+action.yml (GitHub's runner), and the jobs of a GitLab template or a Cirrus file.
+
+Only what these files use is emulated; anything else (an unknown expression, a `uses:` step)
+fails the test, so the files cannot drift into something the emulation does not cover."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+PUSH_REGISTRY = "127.0.0.1:5000"
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+def shared_venv_root(factory: Any) -> Path:
+    """One venv root for the whole session: every module's first install puts the toolkit
+    there and the others find it already installed (ci-install keys it by content)."""
+    path: Path = factory.getbasetemp() / "tool-cache" / "ci-toolkit"  # $RUNNER_TOOL_CACHE/ci-toolkit
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def copy_checkout(dest: Path) -> Path:
+    """A checkout of the working tree as it is now (tracked and new files, not ignored ones)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The machine's environment without anything that would configure the toolkit."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CI_TOOLKIT_", "INPUT_", "GITHUB_", "GITLAB_", "CI_", "CIRRUS_", "RUNNER_"))
+        and k not in ("CI", "CONTAINER_NAME", "CI_IMAGE_BUILD_EXTRA_ARGS", "VIRTUAL_ENV")
+    }
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p)
+    env.update(extra)
+    return env
+
+
+def parse_github_output(text: str) -> dict[str, str]:
+    """The $GITHUB_OUTPUT file format: `key=value` lines and `key<<DELIM` heredocs."""
+    values: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line:
+            continue
+        heredoc = "<<" in line and ("=" not in line or line.index("<<") < line.index("="))
+        if heredoc:
+            key, delim = line.split("<<", 1)
+            body: list[str] = []
+            while lines[i] != delim:
+                body.append(lines[i])
+                i += 1
+            i += 1
+            values[key] = "\n".join(body)
+        else:
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def parse_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def registry_digest(ref: str) -> str:
+    """The digest the registry serves for host/repo:tag (HEAD, no body downloaded)."""
+    host, _, rest = ref.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    resp = requests.head(f"http://{host}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=30)
+    assert resp.status_code == 200, f"{ref}: registry answered {resp.status_code}"
+    return resp.headers["Docker-Content-Digest"]
+
+
+def unique_repo(kind: str) -> str:
+    return f"{PUSH_REGISTRY}/ci-toolkit-test/{kind}-{uuid.uuid4().hex[:10]}"
+
+
+def remove_local_images(refs: list[str]) -> None:
+    for ref in refs:
+        subprocess.run(["docker", "image", "rm", "--force", ref], capture_output=True, check=False)
+
+
+# --- GitHub: composite action ---------------------------------------------------------------
+
+
+@dataclass
+class StepRun:
+    name: str
+    code: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+
+
+@dataclass
+class ActionRun:
+    code: int
+    steps: list[StepRun]
+    outputs: dict[str, str]
+    summary: str
+    github_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log(self) -> str:
+        return "".join(s.stdout + s.stderr for s in self.steps)
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [ln for s in self.steps for ln in s.stderr.splitlines() if ln.startswith("error:")]
+
+
+def load_action(action_path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((action_path / "action.yml").read_text())
+    return data
+
+
+def _evaluate(expr: str, ctx: Mapping[str, Any]) -> str:
+    parts = expr.split(".")
+    if parts[0] == "inputs" and len(parts) == 2:
+        return str(ctx["inputs"][parts[1]])
+    if parts[:1] == ["github"] and len(parts) == 2 and parts[1] in ctx["github"]:
+        return str(ctx["github"][parts[1]])
+    if parts[:1] == ["runner"] and len(parts) == 2 and parts[1] in ctx["runner"]:
+        return str(ctx["runner"][parts[1]])
+    if parts[0] == "steps" and len(parts) == 4 and parts[2] == "outputs":
+        return str(ctx["steps"].get(parts[1], {}).get(parts[3], ""))
+    raise AssertionError(f"expression not emulated by the test harness: ${{{{ {expr} }}}}")
+
+
+def substitute(text: str, ctx: Mapping[str, Any]) -> str:
+    return EXPRESSION.sub(lambda m: _evaluate(m.group(1), ctx), text)
+
+
+def run_action(
+    action_path: Path,
+    inputs: Mapping[str, str],
+    *,
+    workspace: Path,
+    tool_cache: Path,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+) -> ActionRun:
+    """Run action.yml's composite steps as the runner does: expressions substituted in `env:`
+    only, each `run:` in `bash --noprofile --norc -eo pipefail`, one $GITHUB_OUTPUT file per
+    step, one $GITHUB_STEP_SUMMARY for the job."""
+    action = load_action(action_path)
+    declared = action.get("inputs", {})
+    unknown = set(inputs) - set(declared)
+    assert not unknown, f"inputs not declared in action.yml: {sorted(unknown)}"
+    assert action["runs"]["using"] == "composite"
+    scratch = Path(workspace).parent / f"runner-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
+    summary = scratch / "step_summary.md"
+    summary.touch()
+    run_number = "17"
+    github_env = {
+        "GITHUB_ACTIONS": "true",
+        "CI": "true",
+        "GITHUB_RUN_ID": str(uuid.uuid4().int % 10**10),
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_RUN_NUMBER": run_number,
+        "GITHUB_JOB": "build",
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_REPOSITORY": "example/hello",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_ACTION_PATH": str(action_path),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "RUNNER_TEMP": str(scratch),
+        "RUNNER_TOOL_CACHE": str(tool_cache),
+        "RUNNER_OS": "Linux",
+        **(extra_env or {}),
+    }
+    ctx: dict[str, Any] = {
+        "inputs": {name: inputs.get(name, spec.get("default", "")) for name, spec in declared.items()},
+        "github": {"action_path": str(action_path), "workspace": str(workspace), "sha": github_env["GITHUB_SHA"]},
+        "runner": {"temp": str(scratch), "tool_cache": str(tool_cache)},
+        "steps": {},
+    }
+    results: list[StepRun] = []
+    code = 0
+    for index, step in enumerate(action["runs"]["steps"]):
+        assert "uses" not in step, "the harness runs only `run:` steps"
+        assert step.get("shell") == "bash", "every step must say shell: bash"
+        assert "if" not in step, "the harness does not evaluate `if:`"
+        assert "${{" not in step["run"], "inputs must reach scripts through env:, never ${{ }} in run:"
+        output_file = scratch / f"output-{index}"
+        output_file.touch()
+        script = scratch / f"step-{index}.sh"
+        script.write_text(step["run"])
+        env = base_env(**github_env, GITHUB_OUTPUT=str(output_file))
+        env.update({k: substitute(str(v), ctx) for k, v in (step.get("env") or {}).items()})
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        outputs = parse_github_output(output_file.read_text())
+        results.append(StepRun(step.get("name", str(index)), proc.returncode, proc.stdout, proc.stderr, outputs))
+        if "id" in step:
+            ctx["steps"][step["id"]] = outputs
+        if proc.returncode != 0:
+            code = proc.returncode
+            break
+    action_outputs = {name: substitute(spec["value"], ctx) for name, spec in action.get("outputs", {}).items()}
+    return ActionRun(code, results, action_outputs, summary.read_text(), github_env)
+
+
+# --- GitLab / Cirrus: job scripts -----------------------------------------------------------
+
+
+def expand_variables(value: str, env: Mapping[str, str]) -> str:
+    """GitLab's expansion of $VAR and ${VAR} inside `variables:` values."""
+    return re.sub(
+        r"\$(?:\{(\w+)\}|(\w+))",
+        lambda m: env.get(m.group(1) or m.group(2), ""),
+        value,
+    )
+
+
+@dataclass
+class JobRun:
+    code: int
+    output: str
+    after_code: int
+    after_output: str
+    job_id: str = ""
+
+
+def run_lines(lines: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 900) -> tuple[int, str]:
+    """Script lines in one bash, stopping at the first failure, as the runner's shell does."""
+    script = "set -eo pipefail\n" + "\n".join(lines) + "\n"
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-c", script],
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stdout

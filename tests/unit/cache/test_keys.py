@@ -1,0 +1,112 @@
+"""Cache keys -> directory names, key derivation, and the cache plan per backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ci_toolkit.cache.backends import plan_cache, registry_tag
+from ci_toolkit.cache.keys import derive_key, key_dirname, validate_key
+from ci_toolkit.core.errors import EXIT_INPUT, ToolkitError
+
+
+def test_plain_names_are_kept() -> None:
+    assert key_dirname("ci_native_asan") == "ci_native_asan"
+    assert key_dirname("app-1.2") == "app-1.2"
+
+
+@pytest.mark.parametrize("key", ["127.0.0.1:5000/app|test|linux/amd64", "current", "gen-x", "a" * 300, ".hidden"])
+def test_other_keys_get_a_safe_hashed_name(key: str) -> None:
+    name = key_dirname(key)
+    assert "/" not in name and "\0" not in name and name not in (".", "..")
+    assert "~" in name and len(name) <= 81
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=1, max_size=300), st.text(min_size=1, max_size=300))
+def test_different_keys_never_share_a_directory(a: str, b: str) -> None:
+    for key in (a, b):
+        name = key_dirname(key)
+        assert "/" not in name and "\0" not in name and name not in (".", "..") and 0 < len(name) <= 100
+    if a != b:
+        assert key_dirname(a) != key_dirname(b)
+
+
+@pytest.mark.parametrize(
+    "key", ["", "../x", "a/../b", "/etc", "/", "..", ".", "a\0b", "tab\there", "x" * 10_000, "~root"]
+)
+def test_bad_keys_are_refused(key: str) -> None:
+    with pytest.raises(ToolkitError) as info:
+        validate_key(key)
+    assert info.value.exit_code == EXIT_INPUT
+
+
+def test_key_precedence() -> None:
+    common = {"tags": ["127.0.0.1:5000/app:1", "x:2"], "target": "test", "platforms": ["linux/arm64", "linux/amd64"]}
+    assert derive_key(explicit="k", env={"CONTAINER_NAME": "c"}, context_name="ctx", **common) == "k"  # type: ignore[arg-type]
+    assert derive_key(explicit="", env={"CONTAINER_NAME": "c"}, context_name="ctx", **common) == "c"  # type: ignore[arg-type]
+    derived = derive_key(explicit="", env={}, context_name="ctx", **common)  # type: ignore[arg-type]
+    assert derived == "127.0.0.1:5000/app|test|linux/amd64,linux/arm64"
+    assert derive_key(explicit="", env={}, tags=[], target="", platforms=[], context_name="ctx") == "context-ctx"
+
+
+def test_container_name_is_validated() -> None:
+    with pytest.raises(ToolkitError, match="CONTAINER_NAME"):
+        derive_key(explicit="", env={"CONTAINER_NAME": "../../etc"}, tags=[], target="", platforms=[], context_name="")
+
+
+def test_seed_pair_is_managed() -> None:
+    extra = [
+        "--pull",
+        "--cache-to",
+        "type=local,dest=/cache/docker/asan,mode=max",
+        "--cache-from=type=local,src=/cache/docker/asan/",
+    ]
+    plan = plan_cache(backend="none", key="k1", root=Path("/r"), ref="", extra_args=extra, cwd=Path("/w"))
+    assert plan.backend == "local" and plan.entry == Path("/cache/docker/asan")
+    assert plan.extra_args == ("--pull",)
+    assert plan.to_options["mode"] == "max"
+    assert "managing /cache/docker/asan" in plan.notice
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--cache-to", "type=local,dest=/a", "--cache-from", "type=local,src=/b"],
+        ["--cache-to", "type=registry,ref=r/x:c", "--cache-from", "type=registry,ref=r/x:c"],
+        ["--cache-from", "type=local,src=/a"],
+    ],
+)
+def test_other_cache_args_pass_through_and_turn_ours_off(extra: list[str]) -> None:
+    plan = plan_cache(backend="local", key="k1", root=Path("/r"), ref="", extra_args=extra, cwd=Path("/w"))
+    assert plan.extra_args == tuple(extra)
+    assert plan.entry is None and not plan.cache_from and not plan.cache_to
+
+
+def test_registry_backend() -> None:
+    plan = plan_cache(
+        backend="registry", key="a/b c", root=Path("/r"), ref="127.0.0.1:5000/cache", extra_args=[], cwd=Path("/w")
+    )
+    tag = registry_tag("a/b c")
+    assert plan.cache_from == (f"type=registry,ref=127.0.0.1:5000/cache:{tag}",)
+    assert plan.cache_to == (
+        f"type=registry,ref=127.0.0.1:5000/cache:{tag},mode=max,image-manifest=true,oci-mediatypes=true",
+    )
+    assert registry_tag("ci_native_asan") == "cache-ci_native_asan"
+
+
+@pytest.mark.parametrize("ref", ["", "Repo/X", "r/x:tag", "r/x@sha256:ab"])
+def test_registry_backend_needs_a_plain_repository(ref: str) -> None:
+    with pytest.raises(ToolkitError) as info:
+        plan_cache(backend="registry", key="k", root=Path("/r"), ref=ref, extra_args=[], cwd=Path("/w"))
+    assert info.value.exit_code == EXIT_INPUT
+
+
+def test_gha_and_none() -> None:
+    gha = plan_cache(backend="gha", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"))
+    assert gha.cache_from == ("type=gha,scope=k1",) and gha.cache_to == ("type=gha,scope=k1,mode=max",)
+    none = plan_cache(backend="none", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"))
+    assert not none.cache_from and not none.cache_to and none.entry is None
