@@ -1,6 +1,6 @@
 """Layered settings: defaults < global files < project file < .env files < environment <
-command line. The project file is a Jinja2 template rendered with StrictUndefined before it
-is parsed as YAML. Everything is resolved once, in ``load``, from a passed-in environment."""
+command line. The project file is a Jinja2 template rendered in the sandbox (core/templates)
+before it is parsed as YAML. Everything is resolved once, in ``load``, from a passed-in environment."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from ci_toolkit.core import ci
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, kind_of
+from ci_toolkit.core.templates import render_template
 from ci_toolkit.core.units import parse_pairs
 
 SOURCES = ("default", "global file", "project file", ".env", "environment", "command line")
@@ -94,35 +95,6 @@ def template_context(ci_ctx: ci.CIContext, env: Mapping[str, str], registry: str
     }
 
 
-def render_template(text: str, context: Mapping[str, Any], where: str, *, yaml_keys: bool = False) -> str:
-    """Render with StrictUndefined; an error names ``where`` and the template line (and, with
-    ``yaml_keys``, the YAML key path at that line, e.g. ``steps.app.build.dockerfile``)."""
-    import jinja2
-
-    jenv = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    try:
-        return jenv.from_string(text).render(**context)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ToolkitError.bad_input(f"{where}:{exc.lineno}: template syntax error: {exc.message}") from exc
-    except jinja2.UndefinedError as exc:
-        line = _template_line(exc)
-        keys = yaml_key_path(text, int(line)) if yaml_keys and line.isdigit() else ""
-        at = f"{where}:{line}: {keys + ': ' if keys else ''}"
-        raise ToolkitError.bad_input(f"{at}undefined template variable: {exc.message}") from exc
-    except jinja2.TemplateError as exc:
-        raise ToolkitError.bad_input(f"{where}: template error: {exc}") from exc
-
-
-def _template_line(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    line = "?"
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = str(tb.tb_lineno)
-        tb = tb.tb_next
-    return line
-
-
 def _render_project(path: Path, context: Mapping[str, Any]) -> dict[str, Any]:
     text = _read_text(path)
     # `steps.<name>.image` is only known once that step ran: leave a marker the pipeline
@@ -162,33 +134,6 @@ class _DeferredStep:
 
     def __getitem__(self, attr: str) -> str:
         return str(getattr(self, str(attr)))
-
-
-_KEY_LINE = re.compile(r"""^(\s*)(?:-\s+)?("[^"]*"|'[^']*'|[^\s#'"{\[][^:#]*?)\s*:(?:\s+(.*))?$""")
-
-
-def yaml_key_path(text: str, line: int) -> str:
-    """The dotted YAML key path in effect at ``line`` (1-based) of block-style YAML, read from
-    indentation alone, so it works on the raw template before it renders."""
-    stack: list[tuple[int, str]] = []
-    block_indent: int | None = None
-    for raw in text.splitlines()[:line]:
-        indent = len(raw) - len(raw.lstrip(" "))
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        if block_indent is not None and indent > block_indent:
-            continue
-        block_indent = None
-        match = _KEY_LINE.match(raw)
-        if match is None:
-            continue
-        indent = len(match.group(1))
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        stack.append((indent, match.group(2).strip("'\"")))
-        if (match.group(3) or "").strip()[:1] in ("|", ">"):
-            block_indent = indent
-    return ".".join(key for _, key in stack)
 
 
 def _read_text(path: Path) -> str:
