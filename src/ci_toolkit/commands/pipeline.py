@@ -48,9 +48,20 @@ def _step_options(parser: argparse.ArgumentParser) -> None:
 def _load(app: App) -> Pipeline:
     path = app.config.project_path
     if path is None:
-        raise ToolkitError.bad_input("no ci-toolkit.yaml here: pass --config FILE")
+        raise ToolkitError.bad_input("no ci-toolkit.yaml or buildrunner.yaml here: pass --config FILE")
     if "steps" not in app.project:
         raise ToolkitError.bad_input(f"{path.name}: steps: missing (a pipeline needs at least one step)")
+    if app.config.project_format == "buildrunner":
+        from ci_toolkit.pipeline import buildrunner
+
+        # buildrunner resolves relative paths from the directory it runs in (its source tree).
+        return buildrunner.load(
+            app.project,
+            file=path.name,
+            project_dir=app.cwd,
+            build_tag=app.ci.build_tag,
+            context=app.config.template_context,
+        )
     return load(app.project, file=path.name, project_dir=path.parent, build_tag=app.ci.build_tag)
 
 

@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ci_toolkit.core import ci
+from ci_toolkit.core import buildrunner, ci
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, kind_of
 from ci_toolkit.core.templates import render_template
@@ -33,6 +33,8 @@ class Loaded:
     project: Mapping[str, Any]
     project_path: Path | None
     template_context: Mapping[str, Any]
+    project_format: str = "ci-toolkit"
+    """``buildrunner`` when the project file is a buildrunner.yaml (see ``core.buildrunner``)."""
 
 
 def load(
@@ -58,7 +60,11 @@ def load(
     project_path = _project_path(cwd, config_file)
     project: dict[str, Any] = {}
     context: dict[str, Any] = {}
-    if project_path is not None:
+    project_format = "ci-toolkit"
+    if project_path is not None and buildrunner.is_buildrunner_file(project_path):
+        project, context = _buildrunner_project(layers, higher, ci_ctx, job_env, project_path, cwd)
+        project_format = "buildrunner"
+    elif project_path is not None:
         registry = _resolve(layers + higher)[0]["docker-registry"]
         context = template_context(ci_ctx, job_env, registry)
         project = _render_project(project_path, context)
@@ -76,10 +82,43 @@ def load(
         sources=sources,
         env=job_env,
         ci=ci_ctx,
-        project={k: v for k, v in project.items() if k in PROJECT_SECTIONS},
+        project=project
+        if project_format == "buildrunner"
+        else {k: v for k, v in project.items() if k in PROJECT_SECTIONS},
         project_path=project_path,
         template_context=context,
+        project_format=project_format,
     )
+
+
+def _buildrunner_project(
+    layers: list[tuple[str, Mapping[str, Any]]],
+    higher: list[tuple[str, Mapping[str, Any]]],
+    ci_ctx: ci.CIContext,
+    job_env: Mapping[str, str],
+    project_path: Path,
+    cwd: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A buildrunner.yaml: its global files become one more global layer (the keys we have
+    settings for; appended to ``layers``), the file itself holds no settings, and its
+    template variables are aliases of ours."""
+    import time
+
+    extras: dict[str, Any] = {}
+    for path in buildrunner.global_files(job_env, cwd):
+        settings_layer, found = buildrunner.split_globals(_read_yaml_file(path), path)
+        layers.append(("global file", {k: _coerce(k, v, str(path)) for k, v in settings_layer.items()}))
+        extras.update(found)
+    registry = _resolve(layers + higher)[0]["docker-registry"]
+    context = template_context(ci_ctx, job_env, registry)
+    epoch = job_env.get("SOURCE_DATE_EPOCH", "")
+    build_time = int(epoch) if epoch.isdigit() else int(time.time())
+    context.update(
+        buildrunner.template_aliases(context, config_file=project_path, source_dir=cwd, build_time=build_time)
+    )
+    project = _render_project(project_path, context)
+    project[buildrunner.GLOBAL_KEY] = extras
+    return project, context
 
 
 def template_context(ci_ctx: ci.CIContext, env: Mapping[str, str], registry: str) -> dict[str, Any]:
@@ -173,8 +212,10 @@ def _project_path(cwd: Path, config_file: str | None) -> Path | None:
         if not path.is_file():
             raise ToolkitError.bad_input(f"config file not found: {config_file}")
         return path
-    default = cwd / DEFAULT_PROJECT_FILE
-    return default if default.is_file() else None
+    for name in (DEFAULT_PROJECT_FILE, buildrunner.PROJECT_FILE):
+        if (cwd / name).is_file():
+            return cwd / name
+    return None
 
 
 def _global_files(env: Mapping[str, str], given: Sequence[Path] | None) -> list[Path]:

@@ -11,6 +11,7 @@ Step references: ``{{ steps.<name>.image }}`` is rendered by ``config`` as a mar
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class Step:
     """The step as written (after rendering), step-reference markers still in place."""
     push_targets: tuple[str, ...] = ()
     edges: tuple[Edge, ...] = ()
+    commit_targets: tuple[str, ...] = ()
+    """``commit:``: tags the step's image gets in the local engine only."""
 
     @property
     def depends(self) -> tuple[str, ...]:
@@ -62,6 +65,10 @@ class Pipeline:
     steps: tuple[Step, ...]
     """In run order: every step after the steps it depends on, else in file order."""
     promote: Mapping[str, Any] = field(default_factory=dict)
+    local_files: Mapping[str, str] = field(default_factory=dict)
+    """``files:`` aliases from buildrunner's global ``local-files`` (a path or the content)."""
+    results_dir_name: str = ""
+    """Where run.artifacts go, beside the results file when empty (``buildrunner.results``)."""
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
@@ -89,25 +96,33 @@ def load(project: Mapping[str, Any], *, file: str, project_dir: Path, build_tag:
 
 def _step(name: str, spec: Mapping[str, Any], file: str, project_dir: Path, build_tag: str) -> Step:
     base: KeyPath = ("steps", name)
-    if "push" in spec and "build" not in spec:
-        raise fail(file, (*base, "push"), "pushes need a 'build' in the same step")
+    for key in ("push", "commit"):
+        if key in spec and "build" not in spec and "run" not in spec:
+            raise fail(file, (*base, key), f"{key} needs a 'build' or a 'run' in the same step")
     if "build" not in spec and "run" not in spec:
         raise fail(file, base, "a step needs 'build' or 'run'")
     if "build" in spec:
         _check_build(spec["build"], (*base, "build"), file, project_dir)
+    if "run" in spec and "image" not in spec["run"] and "build" not in spec:
+        raise fail(file, (*base, "run", "image"), "a run needs an 'image' (or a build in the same step)")
     targets = push_targets(spec["push"], build_tag, file, (*base, "push")) if "push" in spec else ()
-    return Step(name=name, spec=spec, push_targets=targets)
+    local = push_targets(spec["commit"], build_tag, file, (*base, "commit")) if "commit" in spec else ()
+    return Step(name=name, spec=spec, push_targets=targets, commit_targets=local)
 
 
 def _check_build(build: Mapping[str, Any], path: KeyPath, file: str, project_dir: Path) -> None:
+    if "import" in build:
+        if not STEP_REF.search(build["import"]) and not (project_dir / build["import"]).is_file():
+            raise fail(file, (*path, "import"), f"file not found: {build['import']}")
+        return
     dockerfile = build.get("dockerfile")
     if dockerfile is not None and "dockerfile-inline" in build:
         raise fail(file, (*path, "dockerfile-inline"), "give a dockerfile path or inline text, not both")
     context = build.get("path", ".")
     if not STEP_REF.search(context) and not (project_dir / context).is_dir():
         raise fail(file, (*path, "path"), f"directory not found: {context}")
-    if inline_dockerfile(build) is not None:
-        return
+    if inline_dockerfile(build) is not None or "inject" in build:
+        return  # an injected file may be the Dockerfile
     name = dockerfile or str(Path(context) / "Dockerfile")
     if not STEP_REF.search(name) and not (project_dir / name).is_file():
         raise fail(file, (*path, "dockerfile"), f"file not found: {name}")
@@ -125,6 +140,9 @@ def inline_dockerfile(build: Mapping[str, Any]) -> str | None:
 
 def push_targets(push: Any, build_tag: str, file: str, path: KeyPath) -> tuple[str, ...]:
     """Every ``repository:tag`` a step pushes, the build tag included unless turned off."""
+    if isinstance(push, list) and any(isinstance(p, dict) for p in push):
+        found = [t for i, p in enumerate(push) for t in push_targets(p, build_tag, file, (*path, i))]
+        return tuple(dict.fromkeys(found))
     spec = push if isinstance(push, dict) else {"repository": push}
     repos = spec["repository"] if isinstance(spec["repository"], list) else [spec["repository"]]
     tags = list(spec.get("tags", ()))
@@ -199,7 +217,7 @@ def _with_edges(step: Step, steps: Sequence[Step], file: str, project_dir: Path)
     if step.builds:
         edges.extend(_base_edges(step, steps, project_dir))
         _check_base_platforms(step, edges, by_name, file)
-    return Step(name=step.name, spec=step.spec, push_targets=step.push_targets, edges=tuple(edges))
+    return dataclasses.replace(step, edges=tuple(edges))
 
 
 def _check_base_platforms(step: Step, edges: Sequence[Edge], by_name: Mapping[str, Step], file: str) -> None:
