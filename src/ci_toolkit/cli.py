@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "run",
     "promote",
     "build",
+    "meta",
     "cache",
     "expand_args",
     "pipeline",

@@ -92,7 +92,8 @@ def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
     settings, env, cwd = host.settings, host.env, host.cwd
     _check_exclusive(request)
     platforms = build_args.check_platforms(request.platforms)
-    tags = tuple(build_args.check_tag(t) for t in request.tags)
+    git_tags, git_labels = _from_git(request, host)
+    tags = tuple(dict.fromkeys(build_args.check_tag(t) for t in (*request.tags, *git_tags)))
     build_args.check_names(request.build_args, request.labels, request.build_contexts)
     context, dockerfile = build_args.resolve_paths(
         request.context, request.dockerfile, request.dockerfile_text is not None, cwd
@@ -101,9 +102,34 @@ def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
     for name in build_args.secret_env_names(request.secrets):
         if env.get(name):
             host.reporter.add_secret(env[name])
-    labels = {**build_args.toolkit_labels(host.ci, env, settings), **request.labels}
+    labels = {**build_args.toolkit_labels(host.ci, env, settings), **git_labels, **request.labels}
     all_args = {**build_args.docker_registry_arg(settings, request.build_args, host.reporter), **request.build_args}
     return _Prepared(context, dockerfile, platforms, tags, plan, labels, all_args)
+
+
+def _from_git(request: BuildRequest, host: BuildHost) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    """Tags and OCI labels from the git context (metadata-action's rules), when asked for."""
+    if request.tag_rules is None:
+        return (), {}
+    from ci_toolkit.build.tags import MetaRequest, compute
+
+    images = request.tag_images or tuple(dict.fromkeys(_repository_of(t) for t in request.tags))
+    if not images:
+        raise ToolkitError.bad_input("--tags-from needs --image NAME (or a --tag to take the repository from)")
+    meta = compute(
+        MetaRequest(images=images, rules=request.tag_rules, flavor=request.tag_flavor),
+        host.ci,
+        source_url=build_args.source_url(host.env),
+    )
+    if not meta.tags:
+        host.reporter.info("notice: the tag rules give no tag for this event")
+    return meta.tags, meta.labels
+
+
+def _repository_of(reference: str) -> str:
+    name = reference.partition("@")[0]
+    head, slash, last = name.rpartition("/")
+    return head + slash + last.partition(":")[0]
 
 
 def _check_exclusive(request: BuildRequest) -> None:

@@ -42,6 +42,8 @@ class BuildRequest:
     (``CI_IMAGE_BUILD_EXTRA_ARGS``); a tuple: these tokens, already expanded.
     ``secrets`` are buildx ``--secret`` specs (``id=x,src=path`` / ``id=x,env=VAR``); the value
     of an ``env=`` secret is masked in all output.
+    ``tag_rules``/``tag_images``/``tag_flavor``: tags, labels (and the version label) from the
+    git context, with docker/metadata-action's rules.
     """
 
     context: str = "."
@@ -63,6 +65,11 @@ class BuildRequest:
     extra_args: tuple[str, ...] | None = None
     metadata_file: str = ""
     builder: str = ""
+    tag_rules: str | None = None
+    """metadata-action tag rules (``build.tags``); None: no tags from the git context, "": its
+    default rules. The tags go to ``tag_images`` (default: the repositories of ``tags``)."""
+    tag_images: tuple[str, ...] = ()
+    tag_flavor: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ from ci_toolkit.app import App
 from ci_toolkit.build import BuildRequest, BuildResult, run_build
 from ci_toolkit.build.argv import parse_pairs
 from ci_toolkit.cache.backends import BACKENDS
+from ci_toolkit.commands.meta import add_rule_options
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -38,6 +39,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--extra-args", default=None, metavar="STRING", help="extra buildx arguments (shell-quoted)")
     p.add_argument("--metadata-file", default="", help="also write buildx metadata here")
     p.add_argument("--mirror-required", action="store_true", help="fail if the Docker Hub mirror does not answer")
+    add_rule_options(p, images_help="image names for --tags-from (repeatable; default: the --tag repositories)")
     p.set_defaults(handler=run)
 
 
@@ -74,6 +76,9 @@ def run(args: argparse.Namespace, app: App) -> int:
         extra_args=extra,
         metadata_file=args.metadata_file,
         builder=args.builder,
+        tag_rules=None if args.tag_rules is None else "\n".join(args.tag_rules),
+        tag_images=tuple(args.images),
+        tag_flavor="\n".join(args.flavor),
     )
     if args.mirror_required:
         settings = dataclasses.replace(app.settings, mirror_required=True)

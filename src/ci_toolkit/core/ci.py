@@ -6,9 +6,10 @@ Business code asks at most "are we in CI?"; everything provider-specific lives h
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 PROVIDERS = ("github", "gitlab", "cirrus", "buildkite", "jenkins", "generic", "local")
@@ -24,6 +25,14 @@ class CIContext:
     ref: str
     branch: str
     build_number: str
+    # The git event, in metadata-action's terms: "branch", "tag", "pr" or "schedule" (empty:
+    # unknown). ``tag``/``pr_number`` are set for their events; ``default_branch`` and
+    # ``base_ref`` (a PR's target branch) when the CI tells.
+    event: str = ""
+    tag: str = ""
+    pr_number: str = ""
+    default_branch: str = ""
+    base_ref: str = ""
 
     @property
     def in_ci(self) -> bool:
@@ -67,19 +76,38 @@ def detect(env: Mapping[str, str], cwd: Path | None = None) -> CIContext:
     provider = detect_provider(env)
     reader = _READERS.get(provider, _generic)
     ctx = reader(env)
-    if not ctx.sha or not ctx.branch:
-        sha, branch = read_git_head(cwd or Path.cwd())
-        ctx = CIContext(
-            provider=ctx.provider,
-            job_id=ctx.job_id,
-            run_id=ctx.run_id,
-            run_url=ctx.run_url,
-            sha=ctx.sha or sha,
-            ref=ctx.ref or (f"refs/heads/{branch}" if branch else ""),
-            branch=ctx.branch or branch,
-            build_number=ctx.build_number,
-        )
+    if not ctx.sha or not ctx.branch or not ctx.event:
+        ctx = _with_git_files(ctx, cwd or Path.cwd())
     return ctx
+
+
+def _with_git_files(ctx: CIContext, cwd: Path) -> CIContext:
+    """Fill what the CI left out from the checkout's own files (a local run, a generic CI)."""
+    git = read_git(cwd)
+    sha = ctx.sha or git.sha
+    branch = ctx.branch or (git.branch if not ctx.tag else "")
+    tag = ctx.tag or (git.tag if not ctx.branch and not git.branch else "")
+    event = ctx.event or ("tag" if tag else "branch" if branch else "")
+    ref = ctx.ref or (f"refs/tags/{tag}" if tag else f"refs/heads/{branch}" if branch else "")
+    return replace(
+        ctx,
+        sha=sha,
+        ref=ref,
+        branch=branch,
+        event=event,
+        tag=tag,
+        default_branch=ctx.default_branch or git.default_branch,
+    )
+
+
+def _event(*, tag: str, pr: str, schedule: bool, branch: str) -> str:
+    if schedule:
+        return "schedule"
+    if tag:
+        return "tag"
+    if pr:
+        return "pr"
+    return "branch" if branch else ""
 
 
 def _github(env: Mapping[str, str]) -> CIContext:
@@ -88,6 +116,10 @@ def _github(env: Mapping[str, str]) -> CIContext:
     run_id = env.get("GITHUB_RUN_ID", "")
     attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
     ref = env.get("GITHUB_REF", "")
+    tag = ref.removeprefix("refs/tags/") if ref.startswith("refs/tags/") else ""
+    pr = m.group(1) if (m := re.match(r"refs/pull/(\d+)/", ref)) else ""
+    branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else ""
+    schedule = env.get("GITHUB_EVENT_NAME") == "schedule"
     return CIContext(
         provider="github",
         job_id=f"gh-{run_id}-{attempt}-{env.get('GITHUB_JOB', '')}".rstrip("-"),
@@ -95,65 +127,115 @@ def _github(env: Mapping[str, str]) -> CIContext:
         run_url=f"{server}/{repo}/actions/runs/{run_id}" if repo and run_id else "",
         sha=env.get("GITHUB_SHA", ""),
         ref=ref,
-        branch=env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME", ""),
+        branch=env.get("GITHUB_HEAD_REF") or branch,
         build_number=env.get("GITHUB_RUN_NUMBER", ""),
+        event=_event(tag=tag, pr=pr, schedule=schedule, branch=branch),
+        tag=tag,
+        pr_number=pr,
+        default_branch=_github_default_branch(env),
+        base_ref=env.get("GITHUB_BASE_REF", ""),
     )
 
 
+def _github_default_branch(env: Mapping[str, str]) -> str:
+    """The repository's default branch, from the event payload the runner writes."""
+    path = env.get("GITHUB_EVENT_PATH", "")
+    if not path:
+        return ""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    repo = payload.get("repository") if isinstance(payload, dict) else None
+    value = repo.get("default_branch", "") if isinstance(repo, dict) else ""
+    return value if isinstance(value, str) else ""
+
+
 def _gitlab(env: Mapping[str, str]) -> CIContext:
-    branch = env.get("CI_COMMIT_BRANCH") or env.get("CI_COMMIT_REF_NAME", "")
+    tag = env.get("CI_COMMIT_TAG", "")
+    pr = env.get("CI_MERGE_REQUEST_IID", "")
+    branch = env.get("CI_COMMIT_BRANCH") or env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "")
+    if not branch and not tag:
+        branch = env.get("CI_COMMIT_REF_NAME", "")
     return CIContext(
         provider="gitlab",
         job_id=f"gl-{env.get('CI_JOB_ID', '')}",
         run_id=env.get("CI_PIPELINE_ID", ""),
         run_url=env.get("CI_PIPELINE_URL", ""),
         sha=env.get("CI_COMMIT_SHA", ""),
-        ref=f"refs/heads/{branch}" if branch else env.get("CI_COMMIT_TAG", ""),
+        ref=f"refs/tags/{tag}" if tag else f"refs/heads/{branch}" if branch else "",
         branch=branch,
         build_number=env.get("CI_PIPELINE_IID", ""),
+        event=_event(tag=tag, pr=pr, schedule=env.get("CI_PIPELINE_SOURCE") == "schedule", branch=branch),
+        tag=tag,
+        pr_number=pr,
+        default_branch=env.get("CI_DEFAULT_BRANCH", ""),
+        base_ref=env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", ""),
     )
 
 
 def _cirrus(env: Mapping[str, str]) -> CIContext:
     build_id = env.get("CIRRUS_BUILD_ID", "")
-    branch = env.get("CIRRUS_BRANCH", "")
+    tag = env.get("CIRRUS_TAG", "")
+    pr = env.get("CIRRUS_PR", "")
+    # A PR's CIRRUS_BRANCH is "pull/N"; its source branch has a variable of its own.
+    branch = "" if tag else env.get("CIRRUS_HEAD_BRANCH", "") if pr else env.get("CIRRUS_BRANCH", "")
     return CIContext(
         provider="cirrus",
         job_id=f"cirrus-{env.get('CIRRUS_TASK_ID', '')}",
         run_id=build_id,
         run_url=f"https://cirrus-ci.com/build/{build_id}" if build_id else "",
         sha=env.get("CIRRUS_CHANGE_IN_REPO", ""),
-        ref=f"refs/heads/{branch}" if branch else "",
+        ref=f"refs/tags/{tag}" if tag else f"refs/pull/{pr}/merge" if pr else f"refs/heads/{branch}" if branch else "",
         branch=branch,
         build_number=build_id,
+        event=_event(tag=tag, pr=pr, schedule=bool(env.get("CIRRUS_CRON")), branch=branch),
+        tag=tag,
+        pr_number=pr,
+        default_branch=env.get("CIRRUS_DEFAULT_BRANCH", ""),
+        base_ref=env.get("CIRRUS_BASE_BRANCH", ""),
     )
 
 
 def _buildkite(env: Mapping[str, str]) -> CIContext:
-    branch = env.get("BUILDKITE_BRANCH", "")
+    tag = env.get("BUILDKITE_TAG", "")
+    branch = "" if tag else env.get("BUILDKITE_BRANCH", "")
+    pr = env.get("BUILDKITE_PULL_REQUEST", "")
+    pr = "" if pr == "false" else pr
     return CIContext(
         provider="buildkite",
         job_id=f"bk-{env.get('BUILDKITE_JOB_ID', '')}",
         run_id=env.get("BUILDKITE_BUILD_ID", ""),
         run_url=env.get("BUILDKITE_BUILD_URL", ""),
         sha=env.get("BUILDKITE_COMMIT", ""),
-        ref=f"refs/heads/{branch}" if branch else "",
+        ref=f"refs/tags/{tag}" if tag else f"refs/heads/{branch}" if branch else "",
         branch=branch,
         build_number=env.get("BUILDKITE_BUILD_NUMBER", ""),
+        event=_event(tag=tag, pr=pr, schedule=env.get("BUILDKITE_SOURCE") == "schedule", branch=branch),
+        tag=tag,
+        pr_number=pr,
+        default_branch=env.get("BUILDKITE_PIPELINE_DEFAULT_BRANCH", ""),
+        base_ref=env.get("BUILDKITE_PULL_REQUEST_BASE_BRANCH", ""),
     )
 
 
 def _jenkins(env: Mapping[str, str]) -> CIContext:
-    branch = (env.get("GIT_BRANCH") or env.get("BRANCH_NAME", "")).removeprefix("origin/")
+    tag = env.get("TAG_NAME", "")
+    pr = env.get("CHANGE_ID", "")
+    branch = "" if tag else (env.get("GIT_BRANCH") or env.get("BRANCH_NAME", "")).removeprefix("origin/")
     return CIContext(
         provider="jenkins",
         job_id=f"jenkins-{env.get('BUILD_TAG', env.get('BUILD_NUMBER', ''))}",
         run_id=env.get("BUILD_ID", ""),
         run_url=env.get("BUILD_URL", ""),
         sha=env.get("GIT_COMMIT", ""),
-        ref=f"refs/heads/{branch}" if branch else "",
+        ref=f"refs/tags/{tag}" if tag else f"refs/heads/{branch}" if branch else "",
         branch=branch,
         build_number=env.get("BUILD_NUMBER", ""),
+        event=_event(tag=tag, pr=pr, schedule=False, branch=branch),
+        tag=tag,
+        pr_number=pr,
+        base_ref=env.get("CHANGE_TARGET", ""),
     )
 
 
@@ -180,8 +262,25 @@ _READERS = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class GitHead:
+    sha: str = ""
+    branch: str = ""
+    tag: str = ""
+    """A tag pointing at HEAD (lightweight, or annotated via packed-refs' peeled lines)."""
+    default_branch: str = ""
+    """From ``refs/remotes/origin/HEAD``, as ``git clone`` writes it."""
+
+
 def read_git_head(start: Path) -> tuple[str, str]:
-    """Read HEAD's sha and branch from the files, without running git (cheap, no subprocess)."""
+    """HEAD's sha and branch (see ``read_git``)."""
+    head = read_git(start)
+    return head.sha, head.branch
+
+
+def read_git(start: Path) -> GitHead:
+    """Read HEAD, a tag on it and the default branch from the files, without running git
+    (cheap, no subprocess)."""
     for directory in (start, *start.parents):
         git_dir = directory / ".git"
         if git_dir.is_file():
@@ -189,8 +288,49 @@ def read_git_head(start: Path) -> tuple[str, str]:
             if text.startswith("gitdir:"):
                 git_dir = (directory / text.split(":", 1)[1].strip()).resolve()
         if git_dir.is_dir():
-            return _resolve_head(git_dir)
-    return "", ""
+            sha, branch = _resolve_head(git_dir)
+            common = _common_dir(git_dir)
+            return GitHead(sha=sha, branch=branch, tag=_tag_at(common, sha), default_branch=_origin_head(common))
+    return GitHead()
+
+
+def _common_dir(git_dir: Path) -> Path:
+    commondir = git_dir / "commondir"
+    if commondir.is_file():
+        return (git_dir / commondir.read_text().strip()).resolve()
+    return git_dir
+
+
+def _tag_at(common: Path, sha: str) -> str:
+    if not sha:
+        return ""
+    tags = common / "refs" / "tags"
+    found: list[str] = []
+    if tags.is_dir():
+        for path in sorted(tags.rglob("*")):
+            if path.is_file() and path.read_text(errors="replace").strip() == sha:
+                found.append(str(path.relative_to(tags)))
+    packed = common / "packed-refs"
+    if packed.is_file():
+        last = ""
+        for line in packed.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].startswith("refs/tags/"):
+                last = parts[1].removeprefix("refs/tags/")
+                if parts[0] == sha:
+                    found.append(last)
+            elif line.startswith("^") and line[1:].strip() == sha and last:
+                found.append(last)
+    return sorted(found)[-1] if found else ""
+
+
+def _origin_head(common: Path) -> str:
+    path = common / "refs" / "remotes" / "origin" / "HEAD"
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return text.removeprefix("ref:").strip().removeprefix("refs/remotes/origin/") if text.startswith("ref:") else ""
 
 
 def _resolve_head(git_dir: Path) -> tuple[str, str]:
@@ -202,10 +342,7 @@ def _resolve_head(git_dir: Path) -> tuple[str, str]:
         return head, ""
     ref = head.split(":", 1)[1].strip()
     branch = ref.removeprefix("refs/heads/")
-    common = git_dir
-    commondir = git_dir / "commondir"
-    if commondir.is_file():
-        common = (git_dir / commondir.read_text().strip()).resolve()
+    common = _common_dir(git_dir)
     for base in (git_dir, common):
         ref_file = base / ref
         if ref_file.is_file():

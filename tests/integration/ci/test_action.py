@@ -273,3 +273,23 @@ def test_launcher_maps_inputs_to_one_command_line_without_a_shell() -> None:
         launcher.command_line("promote", launcher.read_inputs({}), {"CI_TOOLKIT_IMAGE": "r/a:9"}, strict=False)[1]
         == "r/a:9"
     )
+
+
+def test_launcher_maps_metadata_action_inputs() -> None:
+    launcher = _load_ci_action()
+    env = {
+        "INPUT_TAGS": "r/a:build",
+        "INPUT_IMAGES": "r/a\nname=ghcr.io/o/a,enable=false",
+        "INPUT_TAGS_FROM": "type=semver,pattern={{version}}\ntype=ref,event=branch",
+        "INPUT_FLAVOR": "latest=false\nprefix=v,onlatest=true",
+    }
+    argv = launcher.command_line("build", launcher.read_inputs(env), env, strict=True)
+    assert argv[argv.index("--image") :] == [
+        *["--image", "r/a", "--image", "name=ghcr.io/o/a,enable=false"],
+        *["--tags-from", "type=semver,pattern={{version}}", "--tags-from", "type=ref,event=branch"],
+        *["--flavor", "latest=false", "--flavor", "prefix=v,onlatest=true"],
+    ]
+    meta = {"INPUT_COMMAND": "meta", "INPUT_IMAGES": "r/a", "INPUT_LABELS": "a=b"}
+    assert launcher.command_line("meta", launcher.read_inputs(meta), meta, strict=True) == [
+        *["meta", "--image", "r/a", "--label", "a=b"]
+    ]
