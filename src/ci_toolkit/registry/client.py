@@ -1,4 +1,4 @@
-"""A small OCI distribution (Docker Registry v2) client on requests: manifests by the exact
+"""A small OCI distribution (Docker Registry v2) client on ``core.http``: manifests by the exact
 bytes, blob mounts, token/basic/anonymous auth, and retries with backoff and jitter.
 
 Only what promotion needs: nothing here uploads or downloads a layer.
@@ -14,16 +14,14 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ci_toolkit.core import refs
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.http import Response, Session, TransportError
 from ci_toolkit.core.refs import registry_base_url
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.registry.auth import DOCKER_HUB_HOSTS, Challenge, Credentials, parse_challenge
-
-if TYPE_CHECKING:
-    import requests
 
 # What a registry must answer in Docker-Content-Digest for the manifests we copy.
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -126,7 +124,7 @@ class RegistryClient:
         insecure: tuple[str, ...] = (),
         retry: RetryPolicy = RetryPolicy(),
         reporter: Reporter | None = None,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -137,7 +135,7 @@ class RegistryClient:
         self.retry = retry
         self.reporter = reporter or Reporter()
         self.request_count = 0
-        self._session = session if session is not None else _new_session()
+        self._session = session if session is not None else Session()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._scopes: set[str] = set()
@@ -265,9 +263,7 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        import requests
-
+    ) -> Response:
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         authenticated = False
         attempt = 0
@@ -287,7 +283,7 @@ class RegistryClient:
                     timeout=(self.retry.connect_timeout, self.retry.read_timeout),
                     allow_redirects=method in ("GET", "HEAD"),
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except OSError as exc:
                 problem = _describe_exception(exc)
                 retry_after: float | None = None
             else:
@@ -314,7 +310,7 @@ class RegistryClient:
             self.reporter.debug(f"{self.host}: {what}: {problem}; retry {attempt} in {pause:.2f}s")
             self._sleep(pause)
 
-    def _authenticate(self, resp: requests.Response) -> None:
+    def _authenticate(self, resp: Response) -> None:
         challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
         resp.close()
         if challenge.scheme == "basic":
@@ -327,8 +323,6 @@ class RegistryClient:
             raise self._auth_failed()
 
     def _fetch_token(self, challenge: Challenge) -> str:
-        import requests
-
         realm = challenge.params.get("realm", "")
         if not realm.startswith(("http://", "https://")):
             raise ToolkitError.failed(f"authentication failed for {self.host}: bad token realm {realm!r}")
@@ -349,7 +343,7 @@ class RegistryClient:
                 else:
                     auth = (creds.username, creds.password) if creds and creds.password else None
                     resp = self._session.get(realm, params=query, auth=auth, timeout=timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except OSError as exc:
                 problem = _describe_exception(exc)
             else:
                 if resp.status_code in (401, 403):
@@ -374,7 +368,7 @@ class RegistryClient:
             f"authentication failed for {self.host} ({how}); check CI_TOOLKIT_REGISTRY_USER/PASSWORD or docker login"
         )
 
-    def _unexpected(self, resp: requests.Response, what: str) -> ToolkitError:
+    def _unexpected(self, resp: Response, what: str) -> ToolkitError:
         detail = ""
         try:
             errors = resp.json().get("errors") or []
@@ -385,15 +379,6 @@ class RegistryClient:
         if resp.status_code == 403:
             return ToolkitError.failed(f"{self.host}: {what}: access denied (HTTP 403){detail}")
         return ToolkitError.failed(f"{self.host}: {what}: HTTP {resp.status_code}{detail}")
-
-
-def _new_session() -> requests.Session:
-    import requests
-
-    session = requests.Session()
-    # The environment is the caller's business: no ~/.netrc, no proxy variables read here.
-    session.trust_env = False
-    return session
 
 
 def _basic(user: str, password: str) -> str:
@@ -416,9 +401,9 @@ def _retry_after(value: str) -> float | None:
 
 
 def _describe_exception(exc: Exception) -> str:
-    import requests
-
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, TransportError):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
         return "timed out"
     text = str(exc)
     for marker in ("Connection reset", "Connection refused", "Connection aborted", "RemoteDisconnected"):

@@ -7,13 +7,15 @@ The ordering guard reads the ordering key of what the tag points to now (the too
 the semver of ``org.opencontainers.image.version``) and skips the promotion if ours is older.
 
 The registry API has no compare-and-swap, so "read, compare, PUT" races with a concurrent
-promoter. We narrow the window. Before the PUT, a HEAD confirms the tag has not moved while we
-read the ordering keys, so each promoter's unguarded window is one HEAD-to-PUT round trip.
-After the PUT we read the tag back, then re-check twice after random delays scaled by our own
-HEAD-to-PUT time (about 3x, then about 6x more), and put ours back if an older image overwrote
-it. The window that remains: an older promoter that sent its HEAD before our PUT and whose PUT
-lands after our last re-check (its HEAD-to-PUT time ~10x ours, e.g. a stalled runner) still
-wins, and nothing we can do inside the registry API closes that.
+promoter. We narrow the window. When comparing needed more reads (an image config), a HEAD
+before the PUT confirms the tag has not moved meanwhile, so each promoter's unguarded window is
+one read-to-PUT round trip; when the key was in the manifest we had just read, that read is
+the guard. After the PUT we read the tag back once, after a random delay scaled by our own
+read-to-PUT time (about 6-12x, as long as the three reads at 0, ~3x and ~9x did before: only the
+last read decides, earlier ones only cost requests), and put ours back if an older image
+overwrote it, then read again. The window that remains: an older promoter that read the tag
+before our PUT and whose PUT lands after our read-back (its read-to-PUT time ~10x ours, e.g. a
+stalled runner) still wins, and nothing we can do inside the registry API closes that.
 """
 
 from __future__ import annotations
@@ -200,6 +202,7 @@ class _Promoter:
         for _ in range(MAX_REREADS):
             started = time.monotonic()
             current = self.client.get_manifest(repo, tag)
+            read_at = self.client.request_count
             if current is not None and current.digest == manifest.digest:
                 return self._outcome(ref, "unchanged", manifest.digest, current.digest, f"{tag} already points here")
             if current is not None and not self.request.force:
@@ -210,8 +213,8 @@ class _Promoter:
             if self.request.dry_run:
                 return self._outcome(ref, "would-promote", manifest.digest, previous, f"would point {ref} at it")
             self._copy_referenced(manifest)
-            if current is not None and not self.request.force:
-                # Reading the ordering keys took a few round trips; confirm the tag did not move
+            if current is not None and not self.request.force and self.client.request_count > read_at:
+                # Reading the ordering keys took more round trips; confirm the tag did not move
                 # meanwhile, so our unguarded window is this HEAD-to-PUT, not the whole compare.
                 started = time.monotonic()
                 if self.client.head_manifest(repo, tag) != previous:
@@ -221,37 +224,33 @@ class _Promoter:
         raise ToolkitError.failed(f"{ref} kept moving while we compared; try again")
 
     def _settle(self, ref: Reference, manifest: Manifest, previous: str, gap: float) -> TagOutcome:
-        """Read back now, then twice more after random delays; put ours back over older images."""
+        """Read back after a random delay; put ours back over an older image and read again."""
         repairs = 0
-        # A racer that read the tag before our PUT writes within about its own read-to-write
-        # time, which is about ours: look again after a few of those, and after a few more.
-        first = self._rng.uniform(2, 4) * gap + 0.005
-        delays = (0.0, first, self._rng.uniform(4, 8) * gap + 0.01)
-        for delay in delays:
-            if delay:
-                time.sleep(min(delay, 5.0))
+        for _ in range(MAX_REREADS):
+            # A racer that read the tag before our PUT writes within about its own read-to-PUT
+            # time, which is about ours: look after several of those.
+            time.sleep(min(self._rng.uniform(6, 12) * gap + 0.015, 5.0))
             now = self.client.head_manifest(ref.repository, ref.tag)
             if now == manifest.digest:
-                continue
+                action = "repaired" if repairs else "promoted"
+                return self._outcome(ref, action, manifest.digest, previous, f"promoted {ref} -> {manifest.digest}")
             if now is None:
                 raise ToolkitError.failed(f"{ref} vanished right after the promotion")
             theirs = self.client.get_manifest(ref.repository, now)
             if theirs is None:
-                continue
+                continue  # moved again between our HEAD and GET: look again
             # Only a provably older image is overwritten; an equal or unknown one, or any image
             # under --force, was written after ours on purpose and wins (no ping-pong).
-            if not self.request.force and self._order(manifest, theirs, ref.repository) == 1:
-                if repairs >= MAX_REPAIRS:
-                    raise ToolkitError.failed(f"{ref} keeps being overwritten with older images; gave up")
-                self.reporter.warning(f"{ref} was overwritten with an older image ({now[:19]}); putting ours back")
-                self.client.put_manifest(ref.repository, ref.tag, manifest)
-                repairs += 1
-            else:
+            if self.request.force or self._order(manifest, theirs, ref.repository) != 1:
                 return self._outcome(
                     ref, "superseded", manifest.digest, previous, f"superseded: {now} took {ref.tag} after us"
                 )
-        action = "repaired" if repairs else "promoted"
-        return self._outcome(ref, action, manifest.digest, previous, f"promoted {ref} -> {manifest.digest}")
+            if repairs >= MAX_REPAIRS:
+                break
+            self.reporter.warning(f"{ref} was overwritten with an older image ({now[:19]}); putting ours back")
+            self.client.put_manifest(ref.repository, ref.tag, manifest)
+            repairs += 1
+        raise ToolkitError.failed(f"{ref} keeps being overwritten with older images; gave up")
 
     def _outcome(self, ref: Reference, action: str, digest: str, previous: str, detail: str) -> TagOutcome:
         return TagOutcome(
