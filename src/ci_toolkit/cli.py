@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "setup_builder",
     "run",
     "promote",
+    "merge",
     "build",
     "meta",
     "cache",

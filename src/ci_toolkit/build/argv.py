@@ -158,6 +158,7 @@ class Argv:
     extra_args: tuple[str, ...]
     metadata_file: str
     builder: str
+    outputs: tuple[str, ...] = ()
 
 
 def assemble(a: Argv) -> list[str]:
@@ -178,6 +179,7 @@ def assemble(a: Argv) -> list[str]:
         argv.append("--push")
     if a.load:
         argv.append("--load")
+    argv += list(a.outputs)
     for name, value in a.build_args.items():
         argv += ["--build-arg", f"{name}={value}"]
     for name, value in a.labels.items():

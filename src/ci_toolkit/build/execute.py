@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_toolkit.build import argv as build_args
+from ci_toolkit.build import by_digest
 from ci_toolkit.build.extra_args import expand
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
 from ci_toolkit.cache import store as cache_store
@@ -71,6 +72,7 @@ class _Ran:
     metadata: dict[str, Any]
     build_seconds: float
     cache_seconds: float
+    pushed: tuple[str, ...] = ()
 
 
 def execute(request: BuildRequest, host: BuildHost) -> BuildResult:
@@ -94,6 +96,8 @@ def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
     platforms = build_args.check_platforms(request.platforms)
     git_tags, git_labels = _from_git(request, host)
     tags = tuple(dict.fromkeys(build_args.check_tag(t) for t in (*request.tags, *git_tags)))
+    if request.push_by_digest:
+        by_digest.check(tags, platforms, push=request.push, load=request.load)
     build_args.check_names(request.build_args, request.labels, request.build_contexts)
     context, dockerfile = build_args.resolve_paths(
         request.context, request.dockerfile, request.dockerfile_text is not None, cwd
@@ -184,13 +188,16 @@ def _build_and_commit(
         argv = _assemble(request, host, prepared, cache_from, cache_to, metadata_path)
         build_start = time.monotonic()
         _run_buildx(argv, tally, request, host, host.env)
-        build_seconds = time.monotonic() - build_start
         metadata = _read_metadata(metadata_path, host.dry_run)
+        pushed: tuple[str, ...] = ()
+        if request.push_by_digest and not host.dry_run:
+            pushed = by_digest.push(Path(tmp) / "layout", metadata, prepared.tags, host=host)
+        build_seconds = time.monotonic() - build_start
         _write_metadata_file(request, host, metadata)
     cache_start = time.monotonic()
     if session is not None and not host.dry_run:
         _commit(session, host.reporter)
-    return _Ran(argv, metadata, build_seconds, time.monotonic() - cache_start)
+    return _Ran(argv, metadata, build_seconds, time.monotonic() - cache_start, pushed)
 
 
 def _assemble(
@@ -207,7 +214,7 @@ def _assemble(
             dockerfile=prepared.dockerfile,
             target=request.target,
             platforms=prepared.platforms,
-            tags=prepared.tags,
+            tags=() if request.push_by_digest else prepared.tags,
             push=request.push,
             load=request.load,
             build_args=prepared.build_args,
@@ -219,6 +226,7 @@ def _assemble(
             extra_args=prepared.plan.extra_args,
             metadata_file=str(metadata_path),
             builder=request.builder or host.settings.builder,
+            outputs=by_digest.output_args(metadata_path.parent / "layout") if request.push_by_digest else (),
         )
     )
 
@@ -234,7 +242,7 @@ def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> Bu
     names = str(ran.metadata.get("image.name", ""))
     return BuildResult(
         digest=str(ran.metadata.get("containerimage.digest", "")),
-        image_refs=tuple(n for n in names.split(",") if n) or prepared.tags,
+        image_refs=ran.pushed or tuple(n for n in names.split(",") if n) or prepared.tags,
         cache_key=prepared.plan.key,
         cache_backend=prepared.plan.backend,
         cache_hits=len(steps & tally.cached),

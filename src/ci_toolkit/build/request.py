@@ -54,6 +54,8 @@ class BuildRequest:
     tags: tuple[str, ...] = ()
     push: bool = False
     load: bool = False
+    push_by_digest: bool = False
+    """Push the one platform's image to each ``tags`` repository by digest, with no tag."""
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     build_contexts: Mapping[str, str] = field(default_factory=dict)

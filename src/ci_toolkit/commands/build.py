@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from ci_toolkit.app import App
@@ -9,6 +10,7 @@ from ci_toolkit.build import BuildRequest, BuildResult, run_build
 from ci_toolkit.build.argv import parse_pairs
 from ci_toolkit.cache.backends import BACKENDS
 from ci_toolkit.commands.meta import add_rule_options
+from ci_toolkit.core.errors import ToolkitError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -27,6 +29,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--push", action="store_true", help="push to the registry")
     out.add_argument("--load", action="store_true", help="load into the engine's image store")
+    out.add_argument(
+        "--push-by-digest",
+        action="store_true",
+        help="push one --platform to each --tag REPOSITORY with no tag (then: ci-toolkit merge)",
+    )
+    p.add_argument(
+        "--digest-dir", default="", metavar="DIR", help="with --push-by-digest: write DIR/<os>-<arch>.json for merge"
+    )
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
     p.add_argument("--label", action="append", default=[], metavar="K=V")
     p.add_argument("--build-context", action="append", default=[], metavar="NAME=VALUE")
@@ -46,6 +56,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, app: App) -> int:
     from ci_toolkit.build.extra_args import expand
 
+    if args.digest_dir and not args.push_by_digest:
+        raise ToolkitError.bad_input("--digest-dir goes with --push-by-digest")
     if args.cache_key is not None:
         from ci_toolkit.cache.keys import validate_key
 
@@ -65,6 +77,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         tags=tuple(args.tag),
         push=args.push,
         load=args.load,
+        push_by_digest=args.push_by_digest,
         build_args=parse_pairs(args.build_arg, "--build-arg"),
         labels=parse_pairs(args.label, "--label"),
         build_contexts=parse_pairs(args.build_context, "--build-context"),
@@ -84,11 +97,24 @@ def run(args: argparse.Namespace, app: App) -> int:
         settings = dataclasses.replace(app.settings, mirror_required=True)
         app = dataclasses.replace(app, config=dataclasses.replace(app.config, settings=settings))
     result = run_build(request, app)
-    _publish(result, app)
+    outputs = {}
+    if args.digest_dir and not app.dry_run:
+        outputs["digest-file"] = str(_write_digests(result, request, Path(args.digest_dir), app))
+    _publish(result, app, outputs)
     return 0
 
 
-def _publish(result: BuildResult, app: App) -> None:
+def _write_digests(result: BuildResult, request: BuildRequest, directory: Path, app: App) -> Path:
+    from ci_toolkit.build.argv import check_platforms
+    from ci_toolkit.build.by_digest import records
+    from ci_toolkit.registry.digests import write
+
+    platform = check_platforms(request.platforms)[0]
+    directory = directory if directory.is_absolute() else app.cwd / directory
+    return write(directory, platform, records(platform, result.image_refs, result.metadata))
+
+
+def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:
     data = result.as_dict()
     refs = ", ".join(result.image_refs) or "(untagged)"
     human = (
@@ -110,6 +136,7 @@ def _publish(result: BuildResult, app: App) -> None:
         "cache-hit": str(cache_hit).lower(),
         "cache-hits": str(result.cache_hits),
         "cache-steps": str(result.cache_steps),
+        **extra,
     }
     app.reporter.result(data, human, outputs=outputs)
     app.reporter.summary(

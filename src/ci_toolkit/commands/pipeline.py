@@ -7,7 +7,7 @@ import dataclasses
 import io
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_toolkit.app import App
 from ci_toolkit.core import proc
@@ -15,6 +15,9 @@ from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.pipeline.model import Pipeline, load
 from ci_toolkit.pipeline.plan import Options, PlannedStep, check, plan, project_slug, select
+
+if TYPE_CHECKING:
+    from ci_toolkit.pipeline.run import RunReport
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -32,7 +35,20 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--artifacts", metavar="FILE", default="artifacts.json", help="results file (default: artifacts.json)"
     )
+    run.add_argument(
+        "--digest-dir", metavar="DIR", default="", help="with --push-by-digest: write DIR/<os>-<arch>.json"
+    )
     run.set_defaults(handler=run_command)
+    merge = sub.add_parser("merge", parents=[common], help="merge the per-platform digests of every step, then tag")
+    merge.add_argument(
+        "--step", metavar="NAME", action="append", default=[], help="only this step and what it needs (repeatable)"
+    )
+    merge.add_argument("--platform", metavar="OS/ARCH", action="append", default=[], help="expected platforms instead")
+    merge.add_argument("--digest-dir", metavar="DIR", required=True, help="the platform jobs' digest files")
+    merge.add_argument(
+        "--artifacts", metavar="FILE", default="artifacts.json", help="results file (default: artifacts.json)"
+    )
+    merge.set_defaults(handler=merge_command)
 
 
 def _step_options(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +58,9 @@ def _step_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push", action="store_true", help="also push each step's push: targets")
     parser.add_argument(
         "--platform", metavar="OS/ARCH", action="append", default=[], help="build for these platforms instead"
+    )
+    parser.add_argument(
+        "--push-by-digest", action="store_true", help="build the one --platform, push every step untagged by digest"
     )
 
 
@@ -74,6 +93,7 @@ def _options(args: argparse.Namespace, app: App, pipeline: Pipeline) -> Options:
         push=getattr(args, "push", False),
         platforms=platforms,
         label_prefix=app.settings.label_prefix,
+        push_by_digest=getattr(args, "push_by_digest", False),
     )
 
 
@@ -89,8 +109,11 @@ def validate_command(args: argparse.Namespace, app: App) -> int:
 
 
 def plan_command(args: argparse.Namespace, app: App) -> int:
+    from ci_toolkit.pipeline import split
+
     pipeline = _load(app)
     options = _options(args, app, pipeline)
+    split.check_options(options)
     wanted = {s.name for s in select(pipeline, tuple(args.step))}
     planned = [p for p in plan(pipeline, options) if p.step.name in wanted]
     rows = [_row(p, app, pipeline.project_dir) for p in planned]
@@ -126,22 +149,50 @@ def _promote_text(promotions: list[dict[str, Any]], push: bool) -> str:
 
 
 def run_command(args: argparse.Namespace, app: App) -> int:
+    from ci_toolkit.pipeline import split
     from ci_toolkit.pipeline.run import run
 
     pipeline = _load(app)
     options = _options(args, app, pipeline)
-    artifacts = Path(args.artifacts)
+    split.check_options(options)
+    if args.digest_dir and not options.push_by_digest:
+        raise ToolkitError.bad_input("--digest-dir goes with --push-by-digest")
     report = run(
         pipeline,
         options,
         app,
         names=tuple(args.step),
         keep_going=args.keep_going,
-        artifacts=artifacts if artifacts.is_absolute() else app.cwd / artifacts,
+        artifacts=_path(app, args.artifacts),
     )
+    outputs = {}
+    if args.digest_dir and not report.failed and not app.dry_run:
+        outputs["digest-file"] = str(split.write_digests(report, options.platforms[0], _path(app, args.digest_dir)))
+    return _report(report, app, outputs)
+
+
+def merge_command(args: argparse.Namespace, app: App) -> int:
+    from ci_toolkit.pipeline import split
+    from ci_toolkit.registry import digests
+
+    pipeline = _load(app)
+    options = _options(args, app, pipeline)
+    records = digests.read(_path(app, args.digest_dir))
+    report = split.merge_steps(
+        pipeline, options, app, names=tuple(args.step), records=records, artifacts=_path(app, args.artifacts)
+    )
+    return _report(report, app, {})
+
+
+def _path(app: App, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else app.cwd / path
+
+
+def _report(report: RunReport, app: App, outputs: dict[str, str]) -> int:
     data = {"steps": {o.name: o.as_dict() for o in report.outcomes}, "artifacts": str(report.artifacts)}
     lines = [f"{o.name}: {o.status}{' ' + o.image if o.image else ''}" for o in report.outcomes]
-    app.reporter.result(data, "\n".join(lines), outputs={})
+    app.reporter.result(data, "\n".join(lines), outputs=outputs)
     return 1 if report.failed else 0
 
 

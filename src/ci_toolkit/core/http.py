@@ -17,7 +17,7 @@ import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -71,7 +71,7 @@ class Session:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        data: bytes | Mapping[str, Any] | None = None,
+        data: bytes | BinaryIO | Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         auth: tuple[str, str] | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
@@ -108,7 +108,7 @@ class Session:
         method: str,
         url: str,
         headers: Mapping[str, str],
-        body: bytes | None,
+        body: bytes | BinaryIO | None,
         timeout: tuple[float, float],
         max_body: int,
     ) -> Response:

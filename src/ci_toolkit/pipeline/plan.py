@@ -10,13 +10,14 @@ multi-platform step can build on another one for platforms the machine cannot ru
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ci_toolkit.build import BuildRequest
-from ci_toolkit.pipeline.model import Pipeline, Step, fail, inline_dockerfile, substitute
+from ci_toolkit.pipeline.model import Pipeline, Step, fail, inline_dockerfile, split_tag, substitute
 
 INTERMEDIATE_REPO = "ci-toolkit-pipeline"
 
@@ -31,6 +32,8 @@ class Options:
     platforms: tuple[str, ...] = ()
     """Overrides every build step's platforms when given (``--platform``)."""
     label_prefix: str = "ci-toolkit"
+    push_by_digest: bool = False
+    """Build the one ``platforms`` entry and push it by digest, untagged (``pipeline merge`` tags)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,17 +70,37 @@ def image_ref(options: Options, step: str) -> str:
     return f"{prefix}{INTERMEDIATE_REPO}/{options.project}/{step}:{options.build_tag}"
 
 
-def placeholder(options: Options, step: str) -> StepImage:
-    return StepImage(ref=image_ref(options, step), digest=f"<digest of step {step}>")
+def placeholder(options: Options, step: Step) -> StepImage:
+    return StepImage(ref=step_ref(options, step), digest=f"<digest of step {step.name}>")
+
+
+def step_ref(options: Options, step: Step) -> str:
+    """Where later steps find this step's image: the build registry, or with push-by-digest
+    and no build registry, its first push repository (which then holds the digest)."""
+    if options.push_by_digest and not options.build_registry and step.push_targets:
+        return split_tag(step.push_targets[0])[0]
+    return image_ref(options, step.name)
+
+
+def digest_repositories(options: Options, step: Step) -> tuple[str, ...]:
+    """The repositories a step pushes by digest to: the build registry's and its push: ones."""
+    repos = [split_tag(t)[0] for t in step.push_targets]
+    if options.build_registry:
+        repos.insert(0, image_ref(options, step.name).rpartition(":")[0])
+    return tuple(dict.fromkeys(repos))
 
 
 def check(pipeline: Pipeline, options: Options) -> None:
-    """What needs the settings: a step whose image another step uses needs a build registry."""
+    """What needs the settings: a step whose image another step uses needs a build registry
+    (or, pushed by digest, push: targets of its own)."""
     if options.build_registry:
         return
     for step in pipeline.steps:
         for edge in step.edges:
-            if pipeline.step(edge.target).builds and (edge.context_name or edge.path[2] != "depends"):
+            base = pipeline.step(edge.target)
+            if options.push_by_digest and base.push_targets:
+                continue
+            if base.builds and (edge.context_name or edge.path[2] != "depends"):
                 raise fail(
                     pipeline.file,
                     edge.path,
@@ -93,12 +116,28 @@ def plan_step(pipeline: Pipeline, step: Step, options: Options, images: Mapping[
         return images[name].attr(attr)
 
     spec: Mapping[str, Any] = substitute(dict(step.spec), lookup)
-    ref = image_ref(options, step.name)
+    ref = step_ref(options, step)
     if "build" not in spec:
         return PlannedStep(step=step, image_ref="", push_targets=(), request=None, run=spec.get("run", {}))
-    targets = step.push_targets if options.push else ()
+    targets = step.push_targets if options.push or options.push_by_digest else ()
     request = _request(pipeline, step, spec["build"], options, images, (ref, *targets))
+    if options.push_by_digest:
+        request = _by_digest(request, options, step)
     return PlannedStep(step=step, image_ref=ref, push_targets=targets, request=request, run=spec.get("run", {}))
+
+
+def _by_digest(request: BuildRequest, options: Options, step: Step) -> BuildRequest:
+    """One platform, pushed untagged to each repository, cached under a key of its own (the
+    per-platform jobs of a CI matrix must not overwrite each other's cache)."""
+    repos = digest_repositories(options, step)
+    key = request.cache_key
+    if key == f"{options.project}-{step.name}":
+        key += "-" + "-".join(p.replace("/", "-") for p in options.platforms)
+    if not repos:
+        # Nowhere to push: the image stays in the engine, where a later step of this one
+        # platform finds it.
+        return dataclasses.replace(request, push=False, load=True, cache_key=key)
+    return dataclasses.replace(request, tags=repos, push=False, load=False, push_by_digest=True, cache_key=key)
 
 
 def _request(
@@ -139,7 +178,7 @@ def _strings(values: Mapping[str, Any]) -> dict[str, str]:
 def plan(pipeline: Pipeline, options: Options) -> list[PlannedStep]:
     """Every step in run order, with placeholders for digests not known before running."""
     check(pipeline, options)
-    images = {s.name: placeholder(options, s.name) for s in pipeline.steps if s.builds}
+    images = {s.name: placeholder(options, s) for s in pipeline.steps if s.builds}
     return [plan_step(pipeline, step, options, images) for step in pipeline.steps]
 
 

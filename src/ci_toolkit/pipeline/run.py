@@ -136,6 +136,9 @@ def _run_step(pipeline: Pipeline, step: Step, options: Options, app: App, images
         outcome.cache = _cache(result)
         if planned.request.push and result.digest:
             outcome.platforms = platform_digests(image.image, app)
+        elif planned.request.push_by_digest:
+            outcome.refs = result.image_refs
+            outcome.platforms = dict.fromkeys(planned.request.platforms, result.digest)
         app.reporter.info(f"step {step.name}: {image.image} ({_cache_text(outcome.cache)})")
     if planned.run:
         _run_container(step, planned.run, app, pipeline.project_dir)

@@ -1,27 +1,31 @@
 """A small OCI distribution (Docker Registry v2) client on ``core.http``: manifests by the exact
 bytes, blob mounts, token/basic/anonymous auth, and retries with backoff and jitter.
 
-Only what promotion needs: nothing here uploads or downloads a layer.
+Promotion and merging never move a layer; ``upload_blob`` is there for ``layout.push_layout``
+(a build pushed by digest from an OCI layout, since buildx cannot push by digest on every driver).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import json
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from ci_toolkit.core import refs
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.http import Response, Session, TransportError
 from ci_toolkit.core.refs import registry_base_url
 from ci_toolkit.core.report import Reporter
-from ci_toolkit.registry.auth import DOCKER_HUB_HOSTS, Challenge, Credentials, parse_challenge
+from ci_toolkit.core.settings import Settings
+from ci_toolkit.registry.auth import DOCKER_HUB_HOSTS, Challenge, Credentials, parse_challenge, resolve_credentials
 
 # What a registry must answer in Docker-Content-Digest for the manifests we copy.
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -254,6 +258,24 @@ class RegistryClient:
         return data if isinstance(data, dict) else {}
 
     # ------------------------------------------------------------------ transport
+    def upload_blob(self, repository: str, digest: str, source: Path) -> bool:
+        """Upload one blob from a file unless the repository has it: POST a session, then one
+        monolithic PUT. True when bytes were sent."""
+        if self.blob_exists(repository, digest):
+            return False
+        what = f"upload blob {repository}@{digest[:19]}"
+        resp = self._request("POST", f"/v2/{repository}/blobs/uploads/", what=what)
+        location = resp.headers.get("Location", "")
+        if resp.status_code != 202 or not location:
+            raise self._unexpected(resp, what)
+        if not location.startswith(("http://", "https://")):
+            location = self.base_url + "/" + location.lstrip("/")
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(source.stat().st_size)}
+        resp = self._request("PUT", location, params={"digest": digest}, headers=headers, data=source, what=what)
+        if resp.status_code != 201:
+            raise self._unexpected(resp, what)
+        return True
+
     def _request(
         self,
         method: str,
@@ -261,9 +283,10 @@ class RegistryClient:
         *,
         what: str,
         headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: bytes | Path | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Response:
+        """``data`` may be a file: opened afresh for each attempt and streamed, never read whole."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         authenticated = False
         attempt = 0
@@ -274,15 +297,16 @@ class RegistryClient:
                 request_headers["Authorization"] = self._authorization
             self.request_count += 1
             try:
-                resp = self._session.request(
-                    method,
-                    url,
-                    headers=request_headers,
-                    data=data,
-                    params=params,
-                    timeout=(self.retry.connect_timeout, self.retry.read_timeout),
-                    allow_redirects=method in ("GET", "HEAD"),
-                )
+                with _body(data) as body:
+                    resp = self._session.request(
+                        method,
+                        url,
+                        headers=request_headers,
+                        data=body,
+                        params=params,
+                        timeout=(self.retry.connect_timeout, self.retry.read_timeout),
+                        allow_redirects=method in ("GET", "HEAD"),
+                    )
             except OSError as exc:
                 problem = _describe_exception(exc)
                 retry_after: float | None = None
@@ -379,6 +403,30 @@ class RegistryClient:
         if resp.status_code == 403:
             return ToolkitError.failed(f"{self.host}: {what}: access denied (HTTP 403){detail}")
         return ToolkitError.failed(f"{self.host}: {what}: HTTP {resp.status_code}{detail}")
+
+
+def connect(
+    host: str, *, settings: Settings, env: Mapping[str, str], reporter: Reporter, retry: RetryPolicy | None = None
+) -> RegistryClient:
+    """A client for ``host`` with the toolkit's credentials (settings, else Docker's config)
+    and its insecure-registry list: what promote, merge and push-by-digest all use."""
+    creds = resolve_credentials(host, user=settings.registry_user, password=settings.registry_password, env=env)
+    return RegistryClient(
+        host,
+        credentials=creds,
+        insecure=tuple(settings.insecure_registries),
+        retry=retry or RetryPolicy(),
+        reporter=reporter,
+    )
+
+
+@contextlib.contextmanager
+def _body(data: bytes | Path | None) -> Iterator[bytes | BinaryIO | None]:
+    if isinstance(data, Path):
+        with data.open("rb") as stream:
+            yield stream
+    else:
+        yield data
 
 
 def _basic(user: str, password: str) -> str:

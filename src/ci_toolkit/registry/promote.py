@@ -32,8 +32,7 @@ from ci_toolkit.core.refs import valid_tag
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.core.units import parse_time
-from ci_toolkit.registry.auth import resolve_credentials
-from ci_toolkit.registry.client import Manifest, Reference, RegistryClient, RetryPolicy, parse_reference
+from ci_toolkit.registry.client import Manifest, Reference, RegistryClient, RetryPolicy, connect, parse_reference
 
 ORDER_BY = ("auto", "build-number", "created", "semver")
 CREATED = "org.opencontainers.image.created"
@@ -112,22 +111,13 @@ def promote(
     """The one public entry: validate, then move each floating tag if it would not go backwards."""
     source, target = _validate(request)
     if client_factory is None:
-        client = _default_client(source.host, request, settings, env, reporter)
+        client = connect(source.host, settings=settings, env=env, reporter=reporter, retry=request.retry)
     else:
         client = client_factory(source.host)
     client.want_scope(source.repository, "pull")
     client.want_scope(target.repository, "pull,push")
     promoter = _Promoter(client, request, source, target, settings.label_prefix, reporter)
     return promoter.run()
-
-
-def _default_client(
-    host: str, request: PromoteRequest, settings: Settings, env: Mapping[str, str], reporter: Reporter
-) -> RegistryClient:
-    creds = resolve_credentials(host, user=settings.registry_user, password=settings.registry_password, env=env)
-    return RegistryClient(
-        host, credentials=creds, insecure=tuple(settings.insecure_registries), retry=request.retry, reporter=reporter
-    )
 
 
 def _validate(request: PromoteRequest) -> tuple[Reference, Reference]:

@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "cache": {"core"},
     "registry": {"core", "mirror"},
     "containers": {"core", "mirror", "registry"},
-    "build": {"core", "app", "cache", "mirror"},
+    "build": {"core", "app", "cache", "mirror", "registry"},
     "pipeline": {"core", "app", "build", "cache", "containers", "mirror", "registry"},
     "commands": {"core", "app", "build", "cache", "containers", "mirror", "pipeline", "registry"},
     "cli": {"core", "app", "commands"},
