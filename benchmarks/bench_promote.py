@@ -2,6 +2,13 @@
 engine has no copy of (goal: at most 0.05), and HTTP requests per promoted tag against the
 floor of two (one GET, one PUT).
 
+P-imagetools: one tag of a two-platform index moved from build 1 to build 2, as whole
+processes (CLI start-up included), against `docker buildx imagetools create -t NEW SRC`, the
+Go tool a user would pick (it has no ordering guard and no read-back); interleaved, median of 9.
+P-requests: HTTP requests per tag for a new tag (goal 3), over an older tag (goal 5) whose
+ordering key is an index annotation (read from the manifest fetch the guard does anyway) and,
+for comparison, a config label only (two more reads per image), and for three tags at once.
+
 The image is assembled through the registry API (busybox's layer from the "hub" plus a 100 MB
 random layer), so it never passes through the engine and `docker pull` really downloads it.
 """
@@ -14,16 +21,23 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import requests
-from tests.integration.registry.test_promote_support import private_registry, put_manifest, upload_blob
+from tests.integration.registry.test_promote_support import (
+    OCI_INDEX,
+    private_registry,
+    push_index,
+    put_manifest,
+    tag_digest,
+    upload_blob,
+)
 
-from benchmarks.common import Ratio
+from benchmarks.common import CLI, Ratio, installed_env
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.registry.promote import PromoteRequest, promote
@@ -31,6 +45,7 @@ from ci_toolkit.registry.promote import PromoteRequest, promote
 HUB = "http://127.0.0.1:5001"
 SIZES_MB = (100, 400)
 REPEAT = 3
+REPEAT_IMAGETOOLS = 9
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ACCEPT = f"{DOCKER_MANIFEST}, application/vnd.oci.image.manifest.v1+json"
 
@@ -86,7 +101,9 @@ def _run(*argv: str) -> str:
 
 
 def _promote(*args: str) -> dict[str, object]:
-    out = _run(sys.executable, "-m", "ci_toolkit", "promote", *args, "--json")
+    out = subprocess.run(
+        [CLI, "promote", *args, "--json"], check=True, capture_output=True, text=True, env=installed_env()
+    ).stdout
     return dict(json.loads(out))
 
 
@@ -94,9 +111,84 @@ def run() -> list[Ratio]:
     rows: list[Ratio] = []
     # A registry of our own in a temporary directory: the 100+ MB blobs go away with it.
     with tempfile.TemporaryDirectory(prefix="ci-toolkit-bench-promote-") as tmp, private_registry(Path(tmp)) as host:
+        rows.extend(bench_fixed_costs(host))
         for size in SIZES_MB:
             rows.extend(_bench_size(host, size))
     return rows
+
+
+def _two_builds(host: str, repo: str, *, annotated: bool) -> tuple[str, str]:
+    """Builds 1 and 2 as two-platform indexes; the build number in the configs' labels and,
+    when ``annotated``, in the index annotations too. Returns both digests."""
+    base = f"http://{host}"
+    digests = []
+    for n in (1, 2):
+        key = {"ci-toolkit.build-number": str(n)}
+        digests.append(push_index(base, repo, f"build-{n}", key, annotations=key if annotated else None))
+    return digests[0], digests[1]
+
+
+def _set_tag(host: str, repo: str, tags: tuple[str, ...], to: str) -> None:
+    """Point tags at an image directly through the API (untimed set-up)."""
+    base = f"http://{host}"
+    body = requests.get(f"{base}/v2/{repo}/manifests/{to}", headers={"Accept": OCI_INDEX}, timeout=30).content
+    for tag in tags:
+        put_manifest(base, repo, tag, body, OCI_INDEX)
+
+
+def bench_fixed_costs(host: str) -> list[Ratio]:
+    return [_bench_imagetools(host), *_bench_requests(host)]
+
+
+def _bench_imagetools(host: str) -> Ratio:
+    repo = "ci-toolkit-bench-promote/imagetools"
+    _, newer = _two_builds(host, repo, annotated=True)
+    ref = f"{host}/{repo}"
+    ours_argv = [CLI, "promote", f"{ref}:build-2", "--tag", "latest"]
+    theirs_argv = ["docker", "buildx", "imagetools", "create", "-t", f"{ref}:latest", f"{ref}:build-2"]
+    env = installed_env()
+    subprocess.run([CLI, "--version"], check=True, capture_output=True, env=env)  # bytecode written once
+    samples: dict[str, list[float]] = {"ours": [], "theirs": []}
+    for i in range(REPEAT_IMAGETOOLS):
+        sides = [("ours", ours_argv), ("theirs", theirs_argv)]
+        for side, argv in sides if i % 2 == 0 else reversed(sides):
+            _set_tag(host, repo, ("latest",), "build-1")
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True, env=env)
+            samples[side].append(time.perf_counter() - start)
+            assert tag_digest(f"http://{host}", repo, "latest") == newer, f"{side} did not move latest"
+    t_ours, t_theirs = statistics.median(samples["ours"]), statistics.median(samples["theirs"])
+    return Ratio(
+        "P-imagetools: promote / imagetools create (one tag, 2-platform index, whole processes)",
+        t_ours / t_theirs,
+        "<= 1.0",
+        f"{t_ours * 1000:.0f} ms",
+        f"{t_theirs * 1000:.0f} ms",
+    )
+
+
+def _bench_requests(host: str) -> list[Ratio]:
+    def count(result: dict[str, object], tags: int = 1) -> float:
+        return float(str(result["requests"])) / tags
+
+    annotated, labelled = "ci-toolkit-bench-promote/requests", "ci-toolkit-bench-promote/requests-labels"
+    _two_builds(host, annotated, annotated=True)
+    _two_builds(host, labelled, annotated=False)
+    new = count(_promote(f"{host}/{annotated}:build-2", "--tag", f"new-{uuid.uuid4().hex[:8]}"))
+    _set_tag(host, annotated, ("latest", "a", "b", "c"), "build-1")
+    _set_tag(host, labelled, ("latest",), "build-1")
+    older = count(_promote(f"{host}/{annotated}:build-2", "--tag", "latest"))
+    older_labels = count(_promote(f"{host}/{labelled}:build-2", "--tag", "latest"))
+    three = count(_promote(f"{host}/{annotated}:build-2", "--tag", "a", "--tag", "b", "--tag", "c"), 3)
+    rows = [("new tag", new, 3), ("over an older tag, key annotated", older, 5)]
+    rows += [
+        ("3 tags over older ones, key annotated", three, 5),
+        ("over an older tag, key in config only", older_labels, 9),
+    ]
+    return [
+        Ratio(f"P-requests: HTTP requests per tag ({what})", n, f"<= {goal}", f"{n:.1f}", "floor 2")
+        for what, n, goal in rows
+    ]
 
 
 def _bench_size(host: str, size_mb: int) -> list[Ratio]:

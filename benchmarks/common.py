@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import os
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -38,3 +42,16 @@ def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int) -
             fn()
             samples.append(time.perf_counter() - start)
     return statistics.median(sa), statistics.median(sb)
+
+
+CLI = str(Path(sys.executable).with_name("ci-toolkit"))
+_PYCACHE = tempfile.mkdtemp(prefix="ci-toolkit-bench-pycache-")
+
+
+def installed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process timed as a user runs it: pip compiles bytecode when it
+    installs, so a development shell's PYTHONDONTWRITEBYTECODE would time the compiler instead.
+    The bytecode goes to a temporary directory, never into the source tree."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
+    return {**env, **(extra or {})}

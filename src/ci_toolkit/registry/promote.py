@@ -315,17 +315,18 @@ class _Promoter:
         values: dict[str, str] = {}
         data = manifest.parsed()
         _merge(values, data.get("annotations"))
+        # Annotations may already carry the key: then no image manifest or config is read.
+        wanted = {"auto": self.build_label, "build-number": self.build_label, "created": CREATED}
+        key = wanted.get(self.request.order_by, VERSION)
         image = data
-        if manifest.is_index:
+        if manifest.is_index and key not in values:
             child = _first_image(data)
             if child is not None:
                 sub = self.client.get_manifest(repository, child)
                 image = sub.parsed() if sub else {}
                 _merge(values, image.get("annotations"))
-        # Annotations may already carry the key: then the image config is not read at all.
-        wanted = {"auto": self.build_label, "build-number": self.build_label, "created": CREATED}
         config_digest = str(image.get("config", {}).get("digest", ""))
-        if config_digest and wanted.get(self.request.order_by, VERSION) not in values:
+        if config_digest and key not in values:
             config = self.client.get_blob_json(repository, config_digest)
             _merge(values, (config.get("config") or {}).get("Labels"))
             if config.get("created"):

@@ -158,7 +158,22 @@ def test_annotation_is_read_without_touching_blobs() -> None:
     run(reg, source=f"{HOST}/app:a")
     reg.calls.clear()
     assert run(reg, source=f"{HOST}/app:b").outcomes[0].detail == "skipped: latest is at build 20, this is build 19"
-    assert not [c for c in reg.calls if "/blobs/" in c[1]]
+    # The two index fetches the guard does anyway are all it reads: no image manifest, no blob.
+    assert reg.calls == [("GET", "/v2/app/manifests/b"), ("GET", "/v2/app/manifests/latest")]
+
+
+def test_over_an_older_annotated_tag_one_get_put_and_read_back_per_tag() -> None:
+    reg = MemoryRegistry()
+    reg.push("app", "old", {}, {"ci-toolkit.build-number": "1"})
+    new = reg.push("app", "new", {}, {"ci-toolkit.build-number": "2"})
+    run(reg, source=f"{HOST}/app:old", tags=("a", "b"))
+    reg.calls.clear()
+    result = run(reg, source=f"{HOST}/app:new", tags=("a", "b"))
+    assert [o.action for o in result.outcomes] == ["promoted", "promoted"]
+    assert reg.tags[("app", "a")] == reg.tags[("app", "b")] == new
+    per_tag = [(m, p) for m, p in reg.calls if p.endswith("/a")]
+    assert per_tag == [("GET", "/v2/app/manifests/a"), ("PUT", "/v2/app/manifests/a"), ("HEAD", "/v2/app/manifests/a")]
+    assert result.requests == 1 + 2 * 3
 
 
 def test_semver_and_created_ordering() -> None:
