@@ -159,6 +159,10 @@ class Argv:
     metadata_file: str
     builder: str
     outputs: tuple[str, ...] = ()
+    provenance: str = ""
+    sbom: str = ""
+    attests: tuple[str, ...] = ()
+    annotations: tuple[str, ...] = ()
 
 
 def assemble(a: Argv) -> list[str]:
@@ -188,6 +192,7 @@ def assemble(a: Argv) -> list[str]:
         argv += ["--build-context", f"{name}={value}"]
     for spec in a.secrets:
         argv += ["--secret", spec]
+    argv += _supply_chain(a)
     for value in a.cache_from:
         argv += ["--cache-from", value]
     for value in a.cache_to:
@@ -196,6 +201,56 @@ def assemble(a: Argv) -> list[str]:
     argv += list(a.extra_args)
     argv.append(a.context)
     return argv
+
+
+def _supply_chain(a: Argv) -> list[str]:
+    argv: list[str] = []
+    if a.provenance:
+        argv.append(f"--provenance={a.provenance}")
+    if a.sbom:
+        argv.append(f"--sbom={a.sbom}")
+    for spec in a.attests:
+        argv += ["--attest", spec]
+    for value in a.annotations:
+        argv += ["--annotation", value]
+    return argv
+
+
+_ANNOTATION = re.compile(
+    r"(?:(?:manifest|index|manifest-descriptor|index-descriptor)(?:\[[a-z0-9/_,]+\])?:)?[A-Za-z0-9][A-Za-z0-9._/-]*=.*",
+    re.DOTALL,
+)
+
+
+def check_annotations(values: Sequence[str]) -> tuple[str, ...]:
+    """``[LEVEL[platform]:]KEY=VALUE`` as buildx takes them; one flag per level (buildx 0.13
+    reads ``index,manifest:k=v`` as a key)."""
+    for value in values:
+        if not _ANNOTATION.fullmatch(value) or "\0" in value:
+            raise ToolkitError.bad_input(
+                f"bad --annotation {value!r}: expected [manifest|index|manifest-descriptor|index-descriptor:]KEY=VALUE"
+            )
+    return tuple(values)
+
+
+def makes_index(
+    platforms: Sequence[str],
+    provenance: str,
+    sbom: str,
+    attests: Sequence[str],
+    extra: Sequence[str],
+    env: Mapping[str, str],
+) -> bool:
+    """Whether buildx will push an image index (so ``index:`` annotations have a place): more
+    than one platform, or any attestation (buildx adds min provenance unless told not to)."""
+    if len(platforms) > 1 or sbom not in ("", "false") or any("disabled=true" not in a for a in attests):
+        return True
+    joined = " ".join(extra).replace("--provenance ", "--provenance=")
+    if provenance == "false" or "--provenance=false" in joined or "type=provenance,disabled=true" in joined:
+        return False
+    if "--sbom=true" in joined.replace("--sbom ", "--sbom=") or "--attest" in joined:
+        return True
+    return bool(provenance) or not env.get("BUILDX_NO_DEFAULT_ATTESTATIONS")
 
 
 def secret_env_names(secrets: Sequence[str]) -> list[str]:

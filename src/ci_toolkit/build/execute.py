@@ -64,6 +64,7 @@ class _Prepared:
     plan: CachePlan
     labels: Mapping[str, str]
     build_args: Mapping[str, str]
+    annotations: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,7 @@ def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
     _check_exclusive(request)
     platforms = build_args.check_platforms(request.platforms)
     git_tags, git_labels = _from_git(request, host)
+    user_annotations = build_args.check_annotations(request.annotations)
     tags = tuple(dict.fromkeys(build_args.check_tag(t) for t in (*request.tags, *git_tags)))
     if request.push_by_digest:
         by_digest.check(tags, platforms, push=request.push, load=request.load)
@@ -108,7 +110,27 @@ def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
             host.reporter.add_secret(env[name])
     labels = {**build_args.toolkit_labels(host.ci, env, settings), **git_labels, **request.labels}
     all_args = {**build_args.docker_registry_arg(settings, request.build_args, host.reporter), **request.build_args}
-    return _Prepared(context, dockerfile, platforms, tags, plan, labels, all_args)
+    annotations = _annotations(request, host, platforms, plan, labels) + user_annotations
+    return _Prepared(context, dockerfile, platforms, tags, plan, labels, all_args, annotations)
+
+
+def _annotations(
+    request: BuildRequest, host: BuildHost, platforms: tuple[str, ...], plan: CachePlan, labels: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The toolkit's OCI labels as annotations too: registries and tools that never read an
+    image config (promote's ordering, referrer listings, UIs) see them on the manifests, and
+    on the index when a pushed build makes one (buildx refuses index annotations otherwise)."""
+    if not host.settings.oci_annotations or not (request.push or request.load):
+        return ()
+    levels = ["manifest"]
+    index = build_args.makes_index(
+        platforms, request.provenance, request.sbom, request.attests, plan.extra_args, host.env
+    )
+    # push-by-digest writes a single-platform layout; merge makes the index and annotates it.
+    if request.push and index and not request.push_by_digest:
+        levels.append("index")
+    toolkit = {k: v for k, v in labels.items() if k not in request.labels}
+    return tuple(f"{level}:{k}={v}" for level in levels for k, v in toolkit.items())
 
 
 def _from_git(request: BuildRequest, host: BuildHost) -> tuple[tuple[str, ...], Mapping[str, str]]:
@@ -227,6 +249,10 @@ def _assemble(
             metadata_file=str(metadata_path),
             builder=request.builder or host.settings.builder,
             outputs=by_digest.output_args(metadata_path.parent / "layout") if request.push_by_digest else (),
+            provenance=request.provenance,
+            sbom=request.sbom,
+            attests=request.attests,
+            annotations=prepared.annotations,
         )
     )
 

@@ -72,6 +72,14 @@ class BuildRequest:
     default rules. The tags go to ``tag_images`` (default: the repositories of ``tags``)."""
     tag_images: tuple[str, ...] = ()
     tag_flavor: str = ""
+    provenance: str = ""
+    """buildx ``--provenance`` (``true``, ``false``, ``mode=max``...); empty: buildx's default."""
+    sbom: str = ""
+    """buildx ``--sbom`` (``true``, ``false``, ``generator=IMAGE``); empty: none."""
+    attests: tuple[str, ...] = ()
+    """buildx ``--attest`` specs (``type=sbom,generator=...``)."""
+    annotations: tuple[str, ...] = ()
+    """buildx ``--annotation`` values, ``[LEVEL:]KEY=VALUE`` (LEVEL: manifest, index, ...)."""
 
 
 @dataclass(frozen=True, kw_only=True)

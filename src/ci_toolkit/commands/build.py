@@ -49,6 +49,18 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--extra-args", default=None, metavar="STRING", help="extra buildx arguments (shell-quoted)")
     p.add_argument("--metadata-file", default="", help="also write buildx metadata here")
     p.add_argument("--mirror-required", action="store_true", help="fail if the Docker Hub mirror does not answer")
+    p.add_argument(
+        "--provenance", default="", metavar="VALUE", help="buildx --provenance: true, false, mode=min|max[,...]"
+    )
+    p.add_argument("--sbom", default="", metavar="VALUE", help="buildx --sbom: true, false, generator=IMAGE")
+    p.add_argument("--attest", action="append", default=[], metavar="SPEC", help="buildx --attest (repeatable)")
+    p.add_argument(
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="[LEVEL:]K=V",
+        help="image annotation (repeatable); LEVEL manifest (default), index, manifest-descriptor, index-descriptor",
+    )
     add_rule_options(p, images_help="image names for --tags-from (repeatable; default: the --tag repositories)")
     p.set_defaults(handler=run)
 
@@ -92,6 +104,10 @@ def run(args: argparse.Namespace, app: App) -> int:
         tag_rules=None if args.tag_rules is None else "\n".join(args.tag_rules),
         tag_images=tuple(args.images),
         tag_flavor="\n".join(args.flavor),
+        provenance=args.provenance,
+        sbom=args.sbom,
+        attests=tuple(args.attest),
+        annotations=tuple(args.annotation),
     )
     if args.mirror_required:
         settings = dataclasses.replace(app.settings, mirror_required=True)

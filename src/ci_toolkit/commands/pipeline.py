@@ -232,7 +232,7 @@ def _command(planned: PlannedStep, app: App, project_dir: Path) -> str:
 
 
 _VOLATILE = (
-    (re.compile(r"^(org\.opencontainers\.image\.created=).*$"), r"\1<now>"),
+    (re.compile(r"^((?:[a-z-]+:)?org\.opencontainers\.image\.created=).*$"), r"\1<now>"),
     (re.compile(r"^/.*/metadata\.json$"), "<metadata-file>"),
     (re.compile(r"/tmp-<pid>-<random>"), "/<new generation>"),
     (re.compile(r"/gen-[^,/]+"), "/<current generation>"),

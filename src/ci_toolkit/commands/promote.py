@@ -25,6 +25,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="ordering key (auto: build number, else created time)",
     )
     parser.add_argument("--force", action="store_true", help="move the tag even backwards")
+    parser.add_argument(
+        "--no-referrers",
+        dest="referrers",
+        action="store_false",
+        help="with --to: do not copy the image's referrers (signatures, SBOMs: OCI referrers API or sha256-<hex> tags)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a tag was skipped")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-request read timeout")
     parser.add_argument("--retries", type=int, default=5, metavar="N", help="attempts per request")
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         strict=args.strict,
         dry_run=app.dry_run,
         retry=RetryPolicy(attempts=args.retries, read_timeout=args.timeout),
+        referrers=args.referrers,
     )
     result = promote(request, settings=app.settings, env=app.env, reporter=app.reporter)
     for outcome in result.outcomes:

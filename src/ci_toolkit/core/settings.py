@@ -55,6 +55,12 @@ class Settings:
     cache_max_size: str = _setting("20G", "str", "Default size bound for `cache prune`.")
     cache_max_age: str = _setting("14d", "str", "Default age bound for `cache prune`.")
     build_number_label: bool = _setting(True, "bool", "Add the toolkit's build-number label to images.")
+    oci_annotations: bool = _setting(
+        True,
+        "bool",
+        "Also write the toolkit's OCI metadata (created, revision, source, version) as annotations on "
+        "manifests, and on the index when one is pushed.",
+    )
     label_prefix: str = _setting("ci-toolkit", "str", "Prefix of every label the toolkit sets.")
     container_labels: Mapping[str, str] = _setting(
         {}, "map", "Extra labels for every container, network and volume (key1=value1,key2=value2)."

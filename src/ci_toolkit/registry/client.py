@@ -257,6 +257,22 @@ class RegistryClient:
         data = json.loads(body)
         return data if isinstance(data, dict) else {}
 
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """OCI 1.1 ``GET /v2/<repo>/referrers/<digest>``: the descriptors of manifests whose
+        ``subject`` is ``digest``; None when the registry has no referrers API."""
+        what = f"list referrers of {repository}@{digest[:19]}"
+        resp = self._request("GET", f"/v2/{repository}/referrers/{digest}", headers={"Accept": OCI_INDEX}, what=what)
+        if resp.status_code in (400, 404, 405):
+            return None
+        if resp.status_code != 200:
+            raise self._unexpected(resp, what)
+        try:
+            data = json.loads(resp.content)
+        except ValueError:
+            return None
+        manifests = data.get("manifests") if isinstance(data, dict) else None
+        return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else None
+
     # ------------------------------------------------------------------ transport
     def upload_blob(self, repository: str, digest: str, source: Path) -> bool:
         """Upload one blob from a file unless the repository has it: POST a session, then one

@@ -55,6 +55,8 @@ class PromoteRequest:
     strict: bool = False
     dry_run: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    referrers: bool = True
+    """With ``to_repo``: copy what refers to the image (signatures, SBOMs) along with it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +79,8 @@ class PromoteResult:
     outcomes: tuple[TagOutcome, ...]
     requests: int
     strict: bool = False
+    referrers: tuple[str, ...] = ()
+    """Referrers copied into the target repository (digests; ``:tag`` for tags written)."""
 
     @property
     def skipped(self) -> tuple[TagOutcome, ...]:
@@ -93,6 +97,7 @@ class PromoteResult:
             "media_type": self.media_type,
             "order_key": self.order_key,
             "requests": self.requests,
+            "referrers": list(self.referrers),
             "tags": [o.__dict__ for o in self.outcomes],
         }
 
@@ -174,6 +179,7 @@ class _Promoter:
         if manifest is None:
             raise ToolkitError.failed(f"source image {self.source} not found")
         outcomes = tuple(self._promote_tag(tag, manifest) for tag in self.request.tags)
+        copied = self._copy_referrers(manifest, outcomes)
         key = self._keys.get(manifest.digest)
         return PromoteResult(
             source=str(self.source),
@@ -183,7 +189,22 @@ class _Promoter:
             outcomes=outcomes,
             requests=self.client.request_count,
             strict=self.request.strict,
+            referrers=tuple(copied),
         )
+
+    def _copy_referrers(self, manifest: Manifest, outcomes: tuple[TagOutcome, ...]) -> list[str]:
+        """In another repository the image's referrers are not reachable until copied too."""
+        moved = any(o.action in ("promoted", "repaired", "unchanged") for o in outcomes)
+        if not self.request.referrers or self.request.dry_run or not moved:
+            return []
+        if self.target.repository == self.source.repository:
+            return []
+        from ci_toolkit.registry.referrers import copy_referrers
+
+        copied = copy_referrers(self.client, self.source.repository, self.target.repository, manifest.digest)
+        for item in copied:
+            self.reporter.info(f"referrer {item} copied to {self.target.repository}")
+        return copied
 
     # ------------------------------------------------------------------ one tag
     def _promote_tag(self, tag: str, manifest: Manifest) -> TagOutcome:

@@ -293,3 +293,18 @@ def test_launcher_maps_metadata_action_inputs() -> None:
     assert launcher.command_line("meta", launcher.read_inputs(meta), meta, strict=True) == [
         *["meta", "--image", "r/a", "--label", "a=b"]
     ]
+
+
+def test_launcher_maps_attestation_inputs() -> None:
+    launcher = _load_ci_action()
+    env = {
+        "INPUT_PROVENANCE": "mode=max",
+        "INPUT_SBOM": "true",
+        "INPUT_ATTESTS": "type=sbom,generator=r/scanner:1",
+        "INPUT_ANNOTATIONS": "index:org.opencontainers.image.title=App, with a comma\nmanifest:a=b",
+    }
+    argv = launcher.command_line("build", launcher.read_inputs(env), env, strict=True)
+    assert argv == [
+        *["build", "--provenance", "mode=max", "--sbom", "true", "--attest", "type=sbom,generator=r/scanner:1"],
+        *["--annotation", "index:org.opencontainers.image.title=App, with a comma", "--annotation", "manifest:a=b"],
+    ]

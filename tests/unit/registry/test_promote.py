@@ -61,8 +61,10 @@ class MemoryRegistry:
         path = urlparse(url).path
         self.calls.append((method, path))
         parts = path.split("/")
-        kind_at = max(i for i, p in enumerate(parts) if p in ("manifests", "blobs"))
+        kind_at = max(i for i, p in enumerate(parts) if p in ("manifests", "blobs", "referrers"))
         repo, kind, ref = "/".join(parts[2:kind_at]), parts[kind_at], "/".join(parts[kind_at + 1 :])
+        if kind == "referrers":
+            return Resp(404)  # a distribution 2.x registry: no referrers API
         if kind == "manifests":
             digest = ref if ref.startswith("sha256:") else self.tags.get((repo, ref), "")
             if method in ("GET", "HEAD"):
