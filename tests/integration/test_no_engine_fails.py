@@ -12,7 +12,7 @@ from tests.helpers import REPO
 
 def test_integration_tests_fail_without_engine(tmp_path: Path) -> None:
     env = {**os.environ, "CI": "true", "DOCKER_HOST": f"unix://{tmp_path}/none.sock"}
-    target = "tests/integration/test_doctor.py::test_doctor_table_is_human_readable"
+    target = "tests/integration/build/test_doctor.py::test_doctor_table_is_human_readable"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target],
         cwd=REPO,

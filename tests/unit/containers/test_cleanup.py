@@ -1,5 +1,5 @@
 """The cleanup session's own logic: signal handling and an unreachable engine. No engine
-here: the engine-facing behaviour is in tests/integration/test_run_signals.py."""
+here: the engine-facing behaviour is in tests/integration/containers/test_run_signals.py."""
 
 from __future__ import annotations
 
