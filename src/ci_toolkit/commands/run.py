@@ -7,7 +7,7 @@ from typing import Any
 
 from ci_toolkit.app import App
 from ci_toolkit.containers.run import PULL_POLICIES, RunRequest, run_in_container
-from ci_toolkit.containers.services import parse_service
+from ci_toolkit.containers.services import parse_services
 from ci_toolkit.core import units
 from ci_toolkit.core.errors import ToolkitError
 
@@ -24,7 +24,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("image", help="image for the command")
     add("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="command and arguments (default: the image's)")
-    add("--service", action="append", default=[], metavar="IMAGE[:TAG][:ALIAS]", help="a service (repeatable)")
+    add(
+        "--service",
+        action="append",
+        default=[],
+        metavar="IMAGE[:TAG][:ALIAS]|MAPPING|FILE",
+        help="a service (repeatable): an image, an inline YAML/JSON mapping or a .yaml/.json file of GitLab "
+        "services: keywords (name, alias, entrypoint, command, variables, pull_policy) and wait_for (ports)",
+    )
     add("--env", action="append", default=[], metavar="K=V|K", help="variable for the command and services")
     add(
         "--secret-env",
@@ -58,7 +65,7 @@ def run(args: argparse.Namespace, app: App) -> int:
     request = RunRequest(
         image=args.image,
         command=tuple(command),
-        services=tuple(parse_service(s) for s in args.service),
+        services=tuple(spec for value in args.service for spec in parse_services(value, app.cwd)),
         env=_pairs(args.env, env, "--env"),
         secret_env=_pairs(args.secret_env, env, "--secret-env"),
         service_env=_pairs(args.service_env, env, "--service-env"),
@@ -104,6 +111,9 @@ def _tmpfs(items: Sequence[str]) -> dict[str, str]:
 
 
 def _plan(request: RunRequest) -> str:
-    lines = [f"would start service {s.image}" for s in request.services]
+    lines = [
+        f"would start service {s.image}" + (f" as {', '.join(s.aliases)}" if s.aliases else "")
+        for s in request.services
+    ]
     lines.append(f"would run {request.image} {' '.join(request.command)}".rstrip())
     return "\n".join(lines)

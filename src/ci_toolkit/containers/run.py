@@ -22,7 +22,7 @@ from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 
-PULL_POLICIES = ("always", "if-not-present", "never")
+PULL_POLICIES = services.PULL_POLICIES
 MOUNT_POINT = "/workspace"
 
 
@@ -136,8 +136,11 @@ class _Run:
         self.network = self.session.name("net")
         self.session.networks.append(self.network)
         self.api.create_network(self.network, driver="bridge", labels=self.labels("run"))
-        for image in dict.fromkeys([self.request.image, *(s.image for s in self.request.services)]):
-            self._ensure_image(image)
+        policies = {self.request.image: self.request.pull_policy}
+        for spec in self.request.services:
+            policies.setdefault(spec.image, spec.pull_policy or self.request.pull_policy)
+        for image, policy in policies.items():
+            self._ensure_image(image, policy)
         started = [self._start_service(spec) for spec in self.request.services]
         for spec, container in zip(self.request.services, started, strict=True):
             self._wait_ready(spec, container)
@@ -145,10 +148,9 @@ class _Run:
 
     # -- images ---------------------------------------------------------------------------
 
-    def _ensure_image(self, image: str) -> None:
+    def _ensure_image(self, image: str, policy: str) -> None:
         import docker.errors
 
-        policy = self.request.pull_policy
         if policy != "always":
             try:
                 self.api.inspect_image(image)
@@ -203,7 +205,9 @@ class _Run:
         self.api.create_container(
             spec.image,
             name=name,
-            environment={**self.request.env, **self.request.service_env},
+            entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+            command=list(spec.command) if spec.command is not None else None,
+            environment={**self.request.env, **self.request.service_env, **spec.variables},
             labels=self.labels("service"),
             host_config=host_config,
             networking_config=networking,
@@ -214,9 +218,10 @@ class _Run:
 
     def _wait_ready(self, spec: ServiceSpec, container: str) -> None:
         info = self.api.inspect_container(container)
-        port = services.first_tcp_port((info.get("Config") or {}).get("ExposedPorts"))
+        first = services.first_tcp_port((info.get("Config") or {}).get("ExposedPorts"))
+        ports = spec.wait_for or ((first,) if first is not None else ())
         label = f"{spec.image}" + (f" ({spec.alias})" if spec.alias else "")
-        if port is None:
+        if not ports:
             self.reporter.info(f"service {label} exposes no TCP port: not waiting for it")
             return
         networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
@@ -228,10 +233,11 @@ class _Run:
             state = self.api.inspect_container(container).get("State") or {}
             return bool(state.get("Running"))
 
-        services.wait_for_port(
-            address, port, timeout=self.request.service_timeout, still_running=still_running, name=label
-        )
-        self.reporter.info(f"service {label} is accepting connections on port {port}")
+        for port in ports:
+            services.wait_for_port(
+                address, port, timeout=self.request.service_timeout, still_running=still_running, name=label
+            )
+            self.reporter.info(f"service {label} is accepting connections on port {port}")
 
     # -- the command ----------------------------------------------------------------------
 

@@ -1,6 +1,11 @@
 """Service containers: how a ``--service`` value is read, the hostnames a service answers to,
 and waiting until it accepts connections.
 
+A service is ``IMAGE[:TAG][:ALIAS]`` or a mapping with GitLab's ``services:`` keywords
+(``name``/``image``, ``alias``/``aliases``, ``entrypoint``, ``command``, ``variables``,
+``pull_policy``) plus ``wait_for`` (ports to wait for), given inline as YAML/JSON, in a file,
+or as an item of a pipeline step's ``services:``.
+
 Alias rules follow the GitLab-style runners (seed 004): everything after ``:`` is stripped
 (a registry host's port too), then ``/`` becomes ``__`` for the first alias and ``-`` for
 the second: ``tutum/wordpress:latest`` -> ``tutum__wordpress``, ``tutum-wordpress``."""
@@ -11,7 +16,8 @@ import re
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ci_toolkit.core.errors import ToolkitError
@@ -21,8 +27,136 @@ _ALIAS = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceSpec:
+    """``entrypoint``/``command`` None: the image's. ``pull_policy`` empty: the run's.
+    ``wait_for`` empty: the first exposed TCP port."""
+
     image: str
     alias: str = ""
+    aliases: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    command: tuple[str, ...] | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    pull_policy: str = ""
+    wait_for: tuple[int, ...] = ()
+
+
+SERVICE_KEYS = ("name", "image", "alias", "aliases", "entrypoint", "command", "variables", "pull_policy", "wait_for")
+PULL_POLICIES = ("always", "if-not-present", "never")
+
+
+def parse_services(value: str, cwd: Path) -> list[ServiceSpec]:
+    """One ``--service`` value: ``IMAGE[:TAG][:ALIAS]``, an inline YAML/JSON mapping
+    (``{name: postgres:16, alias: db}``), or a ``.yaml``/``.yml``/``.json`` file holding one
+    mapping or a list of services."""
+    text = value.strip()
+    if text.startswith(("{", "[")):
+        return service_list(_load_yaml(text, "--service"), "--service")
+    path = cwd / text
+    if text.endswith((".yaml", ".yml", ".json")) and path.is_file():
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ToolkitError.bad_input(f"--service {text}: {exc.strerror or exc}") from None
+        return service_list(_load_yaml(content, text), text)
+    return [parse_service(text)]
+
+
+def service_list(data: Any, where: str) -> list[ServiceSpec]:
+    """A list of services (strings or mappings), or one mapping."""
+    items = data if isinstance(data, list) else [data]
+    return [service_entry(item, where) for item in items]
+
+
+def service_entry(item: Any, where: str) -> ServiceSpec:
+    """A step's or file's service: a string as for ``--service``, or a mapping of GitLab's
+    ``services:`` keywords."""
+    if isinstance(item, str):
+        return parse_service(item)
+    if not isinstance(item, Mapping):
+        raise ToolkitError.bad_input(f"{where}: a service is IMAGE[:TAG][:ALIAS] or a mapping, not {item!r}")
+    unknown = sorted(set(map(str, item)) - set(SERVICE_KEYS))
+    if unknown:
+        raise ToolkitError.bad_input(f"{where}: unknown service key {unknown[0]!r}; known: {', '.join(SERVICE_KEYS)}")
+    image = str(item.get("name") or item.get("image") or "")
+    if not image or ("name" in item and "image" in item):
+        raise ToolkitError.bad_input(f"{where}: a service mapping needs exactly one of name and image")
+    base = parse_service(image)
+    aliases = _aliases(item.get("alias"), item.get("aliases"), where)
+    return ServiceSpec(
+        image=base.image,
+        alias=(aliases or [base.alias])[0] if aliases or base.alias else "",
+        aliases=tuple(dict.fromkeys([*([base.alias] if base.alias else []), *aliases])),
+        entrypoint=_words(item.get("entrypoint"), f"{where}: entrypoint"),
+        command=_words(item.get("command"), f"{where}: command"),
+        variables=_variables(item.get("variables"), where),
+        pull_policy=_pull_policy(item.get("pull_policy"), where),
+        wait_for=_ports(item.get("wait_for"), where),
+    )
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ToolkitError.bad_input(f"{where}: not YAML/JSON: {str(exc).splitlines()[0]}") from None
+
+
+def _aliases(alias: Any, aliases: Any, where: str) -> list[str]:
+    # GitLab takes several aliases in one string, separated by commas or spaces.
+    names = re.split(r"[,\s]+", str(alias)) if alias is not None else []
+    if aliases is not None:
+        if not isinstance(aliases, list):
+            raise ToolkitError.bad_input(f"{where}: aliases must be a list of hostnames")
+        names += [str(a) for a in aliases]
+    names = [n for n in names if n]
+    for name in names:
+        if not _ALIAS.match(name):
+            raise ToolkitError.bad_input(f"{where}: alias {name!r} is not a valid hostname")
+    return names
+
+
+def _words(value: Any, where: str) -> tuple[str, ...] | None:
+    """GitLab's entrypoint/command: a list of words; a plain string is one word (no shell)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(w, (str, int, float)) for w in value):
+        return tuple(str(w) for w in value)
+    raise ToolkitError.bad_input(f"{where} must be a list of strings")
+
+
+def _variables(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or any(isinstance(v, (dict, list)) for v in value.values()):
+        raise ToolkitError.bad_input(f"{where}: variables must map names to plain values")
+    return {str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+
+
+def _pull_policy(value: Any, where: str) -> str:
+    # GitLab allows a list (policies tried in order); the first is the one that decides here.
+    first = value[0] if isinstance(value, list) and value else value
+    if first is None:
+        return ""
+    if first not in PULL_POLICIES:
+        raise ToolkitError.bad_input(f"{where}: pull_policy must be one of {', '.join(PULL_POLICIES)}")
+    return str(first)
+
+
+def _ports(value: Any, where: str) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    ports = []
+    for item in items:
+        port = item.get("port") if isinstance(item, Mapping) else item
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ToolkitError.bad_input(f"{where}: wait_for takes TCP port numbers, not {item!r}")
+        ports.append(port)
+    return tuple(ports)
 
 
 def parse_service(text: str) -> ServiceSpec:
@@ -62,7 +196,8 @@ def image_aliases(image: str) -> list[str]:
 
 
 def service_aliases(spec: ServiceSpec) -> list[str]:
-    return list(dict.fromkeys([*image_aliases(spec.image), *([spec.alias] if spec.alias else [])]))
+    own = spec.aliases or ((spec.alias,) if spec.alias else ())
+    return list(dict.fromkeys([*image_aliases(spec.image), *own]))
 
 
 def first_tcp_port(exposed: Mapping[str, Any] | None) -> int | None:

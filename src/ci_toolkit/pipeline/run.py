@@ -213,7 +213,7 @@ def platform_digests(image: str, app: App) -> dict[str, str]:
 
 def _run_container(step: Step, spec: Mapping[str, Any], app: App, project_dir: Path) -> None:
     from ci_toolkit.containers.run import RunRequest, run_in_container
-    from ci_toolkit.containers.services import parse_service
+    from ci_toolkit.containers.services import service_list
 
     shell = str(spec.get("shell", "sh"))
     command: tuple[str, ...] = ()
@@ -225,7 +225,7 @@ def _run_container(step: Step, spec: Mapping[str, Any], app: App, project_dir: P
     request = RunRequest(
         image=str(spec["image"]),
         command=command,
-        services=tuple(parse_service(str(s)) for s in spec.get("services", ())),
+        services=tuple(service_list(list(spec.get("services", ())), f"step {step.name}: services")),
         env={k: str(v) for k, v in spec.get("env", {}).items()},
         workdir=str(workdir),
         pull_policy=str(spec.get("pull-policy", app.settings.pull_policy)),

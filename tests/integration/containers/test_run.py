@@ -139,3 +139,52 @@ def test_pulls_go_through_the_configured_mirror(job: str, tmp_path: Path) -> Non
     assert result.code == 0, result.err
     assert "pulling 127.0.0.1:5002/library/busybox:latest" in result.err
     assert "mirrored-ok" in result.out
+
+
+def test_service_mapping_gives_its_own_command_variables_and_aliases(job: str, tmp_path: Path) -> None:
+    """GitLab's services: keywords: a plain busybox becomes a web server through `command`,
+    serves its own `variables`, answers to both `alias` names, and `wait_for` names the port
+    (busybox exposes none, so without it nothing would be waited for)."""
+    (tmp_path / "services.yaml").write_text(
+        "- name: busybox\n"
+        "  alias: web, www\n"
+        "  entrypoint: [sh, -c]\n"
+        "  command: ['mkdir -p /srv && echo \"$GREETING\" > /srv/index.html && exec httpd -f -p 8080 -h /srv']\n"
+        "  variables: {GREETING: hello-from-the-service}\n"
+        "  pull_policy: if-not-present\n"
+        "  wait_for: 8080\n"
+    )
+    script = "wget -qO- http://web:8080/ && wget -qO- http://www:8080/ && echo GREETING=${GREETING:-unset}"
+    result = run_cli(
+        ["run", "--set", f"job-id={job}", "--service", "services.yaml", "busybox", "--", "sh", "-c", script],
+        cwd=tmp_path,
+    )
+    assert result.code == 0, result.err
+    assert result.out.count("hello-from-the-service") == 2
+    assert "GREETING=unset" in result.out, "a service's variables stay with the service"
+    assert "accepting connections on port 8080" in result.err
+
+
+def test_inline_service_mapping_and_bad_key(job: str, tmp_path: Path) -> None:
+    inline = "{name: busybox, alias: echo, command: [sh, -c, 'exec httpd -f -p 9090 -h /etc'], wait_for: [9090]}"
+    ok = run_cli(
+        [
+            "run",
+            "--set",
+            f"job-id={job}",
+            "--service",
+            inline,
+            "busybox",
+            "--",
+            "wget",
+            "-qO-",
+            "http://echo:9090/hostname",
+        ],
+        cwd=tmp_path,
+    )
+    assert ok.code == 0, ok.err
+    bad = run_cli(["run", "--service", "{name: busybox, ports: [1]}", "busybox", "--", "true"], cwd=tmp_path)
+    assert bad.code == 2 and bad.error_lines == [
+        "error: --service: unknown service key 'ports'; known: name, image, alias, aliases, entrypoint, command, "
+        "variables, pull_policy, wait_for"
+    ]

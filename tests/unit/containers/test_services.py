@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from ci_toolkit.containers.services import ServiceSpec, first_tcp_port, image_aliases, parse_service, service_aliases
+from ci_toolkit.containers.services import (
+    ServiceSpec,
+    first_tcp_port,
+    image_aliases,
+    parse_service,
+    parse_services,
+    service_aliases,
+    service_entry,
+)
 from ci_toolkit.core.errors import ToolkitError
 
 
@@ -61,3 +71,57 @@ def test_first_exposed_tcp_port_is_the_lowest_tcp_one() -> None:
     assert first_tcp_port({"9090/tcp": {}, "53/udp": {}, "8080/tcp": {}}) == 8080
     assert first_tcp_port({"53/udp": {}}) is None
     assert first_tcp_port(None) is None
+
+
+def test_gitlab_service_mapping(tmp_path: Path) -> None:
+    spec = service_entry(
+        {
+            "name": "registry.example:5000/tutum/wordpress:latest",
+            "alias": "wp, blog",
+            "entrypoint": ["/bin/sh", "-c"],
+            "command": "run",
+            "variables": {"A": 1, "B": True, "C": None},
+            "pull_policy": ["if-not-present", "always"],
+            "wait_for": [80, {"port": 443}],
+        },
+        "test",
+    )
+    assert spec.image == "registry.example:5000/tutum/wordpress:latest"
+    assert spec.aliases == ("wp", "blog") and spec.alias == "wp"
+    assert spec.entrypoint == ("/bin/sh", "-c") and spec.command == ("run",)
+    assert spec.variables == {"A": "1", "B": "true", "C": ""}
+    assert spec.pull_policy == "if-not-present" and spec.wait_for == (80, 443)
+    assert service_aliases(spec) == [
+        "registry.example__tutum__wordpress",
+        "registry.example-tutum-wordpress",
+        "wp",
+        "blog",
+    ]
+
+
+def test_service_values_from_a_file_and_inline(tmp_path: Path) -> None:
+    (tmp_path / "svc.yml").write_text("- postgres:16:db\n- {image: redis, aliases: [cache]}\n")
+    specs = parse_services("svc.yml", tmp_path)
+    assert [(s.image, s.alias) for s in specs] == [("postgres:16", "db"), ("redis", "cache")]
+    assert parse_services('{"name": "redis", "alias": "kv"}', tmp_path)[0].aliases == ("kv",)
+    assert parse_services("redis:7:kv", tmp_path)[0].alias == "kv"
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"alias": "x"},
+        {"name": "a", "image": "b"},
+        {"name": "a", "ports": [1]},
+        {"name": "a", "alias": "bad_host!"},
+        {"name": "a", "pull_policy": "sometimes"},
+        {"name": "a", "wait_for": "http"},
+        {"name": "a", "variables": {"A": [1]}},
+        {"name": "a", "command": {"x": 1}},
+        7,
+    ],
+)
+def test_bad_service_mappings(item: object) -> None:
+    with pytest.raises(ToolkitError) as info:
+        service_entry(item, "test")
+    assert info.value.exit_code == 2

@@ -234,3 +234,16 @@ def test_seed_examples_are_valid() -> None:
     for name in ("seed-inline", "seed-multistage", "three-step"):
         result = run_cli(["pipeline", "validate"], cwd=examples / name)
         assert result.code == 0, (name, result.err)
+
+
+def test_run_step_services_take_gitlab_mappings(tmp_path: Path) -> None:
+    run = (
+        "run:\n  image: busybox\n  cmd: wget -qO- http://db:5432\n  services:\n    - redis:7::cache\n"
+        "    - name: postgres:16\n      alias: db\n      command: [postgres, -c, fsync=off]\n"
+        "      variables: {POSTGRES_PASSWORD: x}\n      wait_for: 5432\n"
+    )
+    (tmp_path / "ci-toolkit.yaml").write_text(HEAD + "steps:\n" + _step("check", run))
+    assert run_cli(["pipeline", "validate"], cwd=tmp_path).code == 0
+    (tmp_path / "ci-toolkit.yaml").write_text(HEAD + "steps:\n" + _step("check", run.replace("wait_for", "waitfor")))
+    result = run_cli(["pipeline", "validate"], cwd=tmp_path)
+    assert result.code == 2 and "steps.check.run.services" in result.err, result.err
