@@ -127,10 +127,12 @@ def main(
     import signal
     from pathlib import Path
 
+    from ci_toolkit.core.ci import detect_provider
     from ci_toolkit.core.report import Reporter
 
     env = dict(os.environ) if env is None else env
-    reporter = Reporter(env=env)
+    # Known before the settings load, so a secret they hold is announced before any error.
+    reporter = Reporter(env=env, provider=detect_provider(env))
     verbose = False
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
@@ -158,14 +160,19 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, repor
     from ci_toolkit.app import App
     from ci_toolkit.core import config
 
-    loaded = config.load(env, cwd=cwd, config_file=args.config, env_files=args.env_file, overrides=args.set)
-    reporter.provider = loaded.ci.provider
-    reporter.env = loaded.env
     reporter.json_mode = args.json
+    loaded = config.load(
+        env,
+        cwd=cwd,
+        config_file=args.config,
+        env_files=args.env_file,
+        overrides=args.set,
+        on_secret=reporter.add_secret,
+    )
+    reporter.env = loaded.env
+    reporter.set_provider(loaded.ci.provider)
     reporter.quiet = args.quiet
     reporter.verbose = args.verbose
-    if loaded.settings.registry_password:
-        reporter.add_secret(loaded.settings.registry_password)
     app = App(config=loaded, reporter=reporter, cwd=cwd, dry_run=args.dry_run)
     result: int = args.handler(args, app)
     reporter.finish(args.command)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ci_toolkit.core.ci import CIContext
 from ci_toolkit.core.errors import ToolkitError
-from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.report import Masker, Reporter, without_userinfo
 from ci_toolkit.core.settings import Settings
 
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
@@ -128,6 +128,12 @@ def toolkit_labels(
 
 
 def source_url(env: Mapping[str, str]) -> str:
+    """The repository's URL for the image's source label, without credentials: Jenkins' GIT_URL
+    often carries ``user:token@``, and a label is pushed with the image for anyone to read."""
+    return without_userinfo(_source_url(env))
+
+
+def _source_url(env: Mapping[str, str]) -> str:
     if env.get("GITHUB_REPOSITORY"):
         return f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env['GITHUB_REPOSITORY']}"
     for name in ("CI_PROJECT_URL", "BUILDKITE_REPO", "GIT_URL"):
@@ -163,6 +169,27 @@ class Argv:
     sbom: str = ""
     attests: tuple[str, ...] = ()
     annotations: tuple[str, ...] = ()
+
+
+def secret_build_args(argv: Sequence[str], masker: Masker) -> tuple[list[str], dict[str, str]]:
+    """``argv`` with every ``--build-arg NAME=VALUE`` whose value holds a secret (ours or from
+    extra args) turned into ``--build-arg NAME``, and those values for buildx's environment,
+    where it reads them: a command line is readable by every user in /proc/<pid>/cmdline."""
+    out: list[str] = []
+    env: dict[str, str] = {}
+    words = iter(argv)
+    for word in words:
+        joined = word.startswith("--build-arg=")
+        pair = word.removeprefix("--build-arg=") if joined else next(words, None) if word == "--build-arg" else None
+        if pair is None:
+            out.append(word)
+            continue
+        name, eq, value = pair.partition("=")
+        if eq and _ARG_NAME.fullmatch(name) and masker(value) != value:
+            env[name] = value
+            pair = name
+        out += [f"--build-arg={pair}"] if joined else ["--build-arg", pair]
+    return out, env
 
 
 def assemble(a: Argv) -> list[str]:

@@ -208,8 +208,9 @@ def _build_and_commit(
     with tempfile.TemporaryDirectory(prefix="ci-toolkit-build-") as tmp:
         metadata_path = Path(tmp) / "metadata.json"
         argv = _assemble(request, host, prepared, cache_from, cache_to, metadata_path)
+        argv, hidden = build_args.secret_build_args(argv, host.reporter.masker)
         build_start = time.monotonic()
-        _run_buildx(argv, tally, request, host, host.env)
+        _run_buildx(argv, tally, request, host, {**host.env, **hidden})
         metadata = _read_metadata(metadata_path, host.dry_run)
         pushed: tuple[str, ...] = ()
         if request.push_by_digest and not host.dry_run:

@@ -59,6 +59,9 @@ def run(args: argparse.Namespace, app: App) -> int:
     if args.container_labels:
         user = {**settings.container_labels, **units.parse_pairs(args.container_labels, "--container-labels")}
         settings = dataclasses.replace(settings, container_labels=user)
+    secret_env = _pairs(args.secret_env, env, "--secret-env")
+    for value in secret_env.values():
+        app.reporter.add_secret(value)  # before anything below can print it (the dry-run plan too)
     command = list(args.cmd)
     if command[:1] == ["--"]:
         command = command[1:]
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         command=tuple(command),
         services=tuple(spec for value in args.service for spec in parse_services(value, app.cwd)),
         env=_pairs(args.env, env, "--env"),
-        secret_env=_pairs(args.secret_env, env, "--secret-env"),
+        secret_env=secret_env,
         service_env=_pairs(args.service_env, env, "--service-env"),
         volumes=tuple(args.volume),
         tmpfs=_tmpfs(args.tmpfs),
@@ -91,7 +94,8 @@ def _pairs(items: Sequence[str], env: Mapping[str, str], option: str) -> dict[st
     for item in items:
         key, sep, value = item.partition("=")
         if not key or any(c.isspace() for c in key):
-            raise ToolkitError.bad_input(f"{option} expects K=V or K, got {item!r}")
+            shown = f"{key[:40]!r}=..." if option == "--secret-env" else repr(item)
+            raise ToolkitError.bad_input(f"{option} expects K=V or K, got {shown}")
         if not sep:
             if key not in env:
                 raise ToolkitError.bad_input(f"{option} {key}: no such variable in the environment")

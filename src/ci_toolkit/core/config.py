@@ -7,14 +7,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ci_toolkit.core import buildrunner, ci
 from ci_toolkit.core.errors import ToolkitError
-from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, kind_of
+from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, is_secret, kind_of
 from ci_toolkit.core.templates import render_template
 from ci_toolkit.core.units import parse_pairs
 
@@ -45,12 +45,19 @@ def load(
     env_files: Sequence[str] = (),
     overrides: Sequence[str] = (),
     global_files: Sequence[Path] | None = None,
+    on_secret: Callable[[str], None] = lambda _secret: None,
 ) -> Loaded:
+    """``on_secret`` receives the raw value of every secret setting from every layer as soon
+    as it is read, before it is checked, so that no message (a config error included) can
+    show it unmasked."""
     dotenv_values = _read_env_files(cwd, env_files)
     job_env = {**dotenv_values, **env}
+    for source in (dotenv_values, env):
+        _secrets_in({key: source[env_name(key)] for key in SETTING_FIELDS if env_name(key) in source}, on_secret)
+    _secrets_in(dict(item.partition("=")[::2] for item in overrides), on_secret)
     layers: list[tuple[str, Mapping[str, Any]]] = [("default", _defaults(job_env))]
     for path in _global_files(env, global_files):
-        layers.append(("global file", _settings_only(_read_yaml_file(path), path)))
+        layers.append(("global file", _settings_only(_secrets_in(_read_yaml_file(path), on_secret), path)))
     higher: list[tuple[str, Mapping[str, Any]]] = [
         (".env", _from_env(dotenv_values)),
         ("environment", _from_env(env)),
@@ -67,11 +74,11 @@ def load(
     elif project_path is not None:
         registry = _resolve(layers + higher)[0]["docker-registry"]
         context = template_context(ci_ctx, job_env, registry)
-        project = _render_project(project_path, context)
+        project = _secrets_in(_render_project(project_path, context), on_secret)
         if "docker-registry" in project and not any("docker-registry" in layer for _, layer in higher):
             # The file itself sets DOCKER_REGISTRY: render again so templates see that value.
             context = template_context(ci_ctx, job_env, str(project["docker-registry"]))
-            project = _render_project(project_path, context)
+            project = _secrets_in(_render_project(project_path, context), on_secret)
         layers.append(("project file", _settings_only(project, project_path)))
     values, sources = _resolve(layers + higher)
     if not context:
@@ -119,6 +126,21 @@ def _buildrunner_project(
     project = _render_project(project_path, context)
     project[buildrunner.GLOBAL_KEY] = extras
     return project, context
+
+
+def _secrets_in(data: dict[str, Any], on_secret: Callable[[str], None]) -> dict[str, Any]:
+    """Hand every scalar under a secret key to ``on_secret`` (a wrongly shaped value, a list or
+    a mapping, is still a secret); returns ``data`` unchanged."""
+    pending = [value for key, value in data.items() if key in SETTING_FIELDS and is_secret(key)]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, (list, tuple)):
+            pending += list(value)
+        elif value is not None and not isinstance(value, bool):
+            on_secret(str(value))
+    return data
 
 
 def template_context(ci_ctx: ci.CIContext, env: Mapping[str, str], registry: str) -> dict[str, Any]:
@@ -252,7 +274,9 @@ def _parse_env_file(path: Path) -> dict[str, str]:
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             line = binding.original.line
-            raise ToolkitError.bad_input(f"{path}:{line}: malformed .env line: {binding.original.string.strip()!r}")
+            # The line itself is not shown: it may hold a secret, and nothing is masked yet.
+            name = binding.original.string.partition("=")[0].strip()[:64]
+            raise ToolkitError.bad_input(f"{path}:{line}: malformed .env line (for {name!r}; value not shown)")
         if binding.key is not None:
             values[binding.key] = binding.value or ""
     return values
@@ -313,11 +337,17 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     kind = kind_of(key)
     coerced = _COERCERS[kind](value)
     if coerced is None:
-        raise ToolkitError.bad_input(f"{where}: setting {key!r} expects {_KIND_TEXT[kind]}, got {value!r}")
+        raise ToolkitError.bad_input(f"{where}: setting {key!r} expects {_KIND_TEXT[kind]}, got {_shown(key, value)}")
     choices = SETTING_FIELDS[key].metadata["choices"]
     if choices and coerced not in choices:
-        raise ToolkitError.bad_input(f"{where}: setting {key!r} must be one of {', '.join(choices)}, got {coerced!r}")
+        got = _shown(key, coerced)
+        raise ToolkitError.bad_input(f"{where}: setting {key!r} must be one of {', '.join(choices)}, got {got}")
     return coerced
+
+
+def _shown(key: str, value: Any) -> str:
+    """A value for an error message; a secret's only by its type."""
+    return f"a {type(value).__name__} (secret, not shown)" if is_secret(key) else repr(value)
 
 
 def _as_str(value: Any) -> str | None:
@@ -414,8 +444,6 @@ def _resolve(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str,
 
 
 def masked_value(key: str, value: Any) -> Any:
-    from ci_toolkit.core.settings import is_secret
-
     if is_secret(key) and value:
         return "***"
     return value

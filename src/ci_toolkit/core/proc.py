@@ -52,7 +52,7 @@ def run(
     argv = tuple(argv)
     # In dry-run the echo is the output; otherwise -q silences it even where callers echo.
     if dry_run or ((reporter.verbose if echo is None else echo) and not reporter.quiet):
-        reporter.echo_command(format_argv(argv))
+        reporter.echo_command(argv)
     if dry_run:
         return Completed(argv, 0, "", "")
     full_env = dict(os.environ if env is None else env)

@@ -8,34 +8,75 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+# A URL's userinfo (https://user:token@host/...) is a credential wherever it is printed.
+_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/\s@]+)@")
+MIN_SECRET = 3
+
+
+def without_userinfo(text: str, replacement: str = "") -> str:
+    """Every URL in ``text`` with its credentials removed (``replacement`` stands in for them);
+    an ssh user alone (``ssh://git@host``) is a name, not a secret, and stays."""
+
+    def strip(match: re.Match[str]) -> str:
+        scheme, userinfo = match.group(1), match.group(2)
+        if ":" not in userinfo and not scheme.lower().startswith("http"):
+            return match.group(0)
+        return scheme + (replacement + "@" if replacement else "")
+
+    return _URL_USERINFO.sub(strip, text)
+
+
+def secret_forms(secret: str) -> set[str]:
+    """What a secret looks like wherever we print it: each line of it (a multi-line key is
+    printed, and masked by the runner, line by line), and each of those as shell quoting,
+    JSON, repr() and URL encoding spell it."""
+    from urllib.parse import quote
+
+    pieces = {secret} | {line.strip() for line in secret.splitlines()}
+    forms: set[str] = set()
+    for piece in pieces:
+        forms |= {
+            piece,
+            piece.replace("'", "'\"'\"'"),  # inside shlex.quote()
+            json.dumps(piece)[1:-1],
+            repr(piece)[1:-1],
+            quote(piece, safe=""),
+        }
+    return {form for form in forms if len(form) >= MIN_SECRET}
+
 
 class Masker:
-    """Replaces every registered secret with ``***`` in text we print."""
+    """Replaces every registered secret, in every form we print it, and the credentials of
+    every URL, with ``***`` in text we print."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._forms: list[str] = []
 
     def add(self, secret: str) -> None:
         # Very short values would mask ordinary words; they are not secrets worth the noise.
-        if secret and len(secret) >= 3:
-            self._secrets.add(secret)
+        if len(secret) < MIN_SECRET or secret in self._secrets:
+            return
+        self._secrets.add(secret)
+        self._forms = sorted(set(self._forms) | secret_forms(secret), key=len, reverse=True)
 
     @property
     def secrets(self) -> frozenset[str]:
         return frozenset(self._secrets)
 
     def __call__(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        for form in self._forms:
+            text = text.replace(form, "***")
+        return without_userinfo(text, "***")
 
 
 @dataclass
@@ -52,6 +93,7 @@ class Reporter:
     stdout: TextIO | None = None
     _published: Mapping[str, Any] | None = None
     _summarized: bool = False
+    _announced: set[str] = field(default_factory=set)
 
     @property
     def _err(self) -> TextIO:
@@ -62,12 +104,29 @@ class Reporter:
         return self.stdout or sys.stdout
 
     def add_secret(self, secret: str) -> None:
-        if not secret or secret in self.masker.secrets:
+        if len(secret) < MIN_SECRET or secret in self.masker.secrets:
             return
         self.masker.add(secret)
-        if self.provider == "github" and len(secret) >= 3:
-            # The runner masks it in its own log too, including in lines we never print.
-            self._raw(f"::add-mask::{secret}\n", self._out)
+        self._announce(secret)
+
+    def set_provider(self, provider: str) -> None:
+        """The CI is known once settings load; secrets registered before then (while the
+        settings were read) are announced to it now."""
+        self.provider = provider
+        for secret in sorted(self.masker.secrets):
+            self._announce(secret)
+
+    def _announce(self, secret: str) -> None:
+        if self.provider != "github" or secret in self._announced:
+            return
+        self._announced.add(secret)
+        # The runner masks it in its own log too, including lines we never print. It takes one
+        # line per command, so each line of a multi-line secret gets its own. Stderr: the
+        # runner reads commands there too, and stdout stays the --json result alone.
+        lines = secret.splitlines()
+        for line in sorted({ln.strip() for ln in lines} if len(lines) > 1 else {secret}):
+            if len(line) >= MIN_SECRET:
+                self._raw(f"::add-mask::{_command_data(line)}\n", self._err)
 
     def _raw(self, text: str, stream: TextIO) -> None:
         stream.write(text)
@@ -91,7 +150,12 @@ class Reporter:
     def error(self, message: str) -> None:
         self._raw(f"error: {self.masker(message)}\n", self._err)
 
-    def echo_command(self, line: str) -> None:
+    def echo_command(self, argv: Sequence[str]) -> None:
+        """``+ argv`` shell-quoted, each argument masked before it is quoted (quoting would
+        otherwise spell a secret that holds a quote differently), then the line once more."""
+        import shlex
+
+        line = " ".join(shlex.quote(self.masker(arg)) for arg in argv)
         self._raw(f"+ {self.masker(line)}\n", self._err)
 
     def passthrough(self, text: str) -> None:
@@ -143,6 +207,11 @@ class Reporter:
     def summary(self, markdown: str) -> None:
         self._summarized = True
         write_summary(self.env, self.masker(markdown))
+
+
+def _command_data(value: str) -> str:
+    """A GitHub workflow command's data, escaped as the runner unescapes it."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _delimiter(value: str) -> str:

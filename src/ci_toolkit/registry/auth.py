@@ -45,6 +45,25 @@ def parse_challenge(header: str) -> Challenge:
     return Challenge(scheme.lower(), params)
 
 
+def check_token_realm(realm: str, registry_url: str, *, with_credentials: bool) -> None:
+    """Credentials go to a token realm only over https or on the registry's own host: the
+    realm is whatever the registry's 401 names, and a plain-http realm elsewhere would carry
+    the password in clear to a host we were never told to trust."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(realm)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ToolkitError.failed(f"authentication failed: bad token realm {realm!r}")
+    if not with_credentials or parts.scheme == "https":
+        return
+    own = urlsplit(registry_url).hostname
+    if parts.hostname != own:
+        raise ToolkitError.failed(
+            f"refusing to send credentials for {own} to token realm {realm}: it is plain http on another host "
+            "(a realm must use https or be on the registry's own host)"
+        )
+
+
 def docker_config_path(env: Mapping[str, str]) -> Path | None:
     if env.get("DOCKER_CONFIG"):
         return Path(env["DOCKER_CONFIG"]) / "config.json"

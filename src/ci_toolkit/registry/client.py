@@ -25,7 +25,14 @@ from ci_toolkit.core.http import Response, Session, TransportError
 from ci_toolkit.core.refs import registry_base_url
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
-from ci_toolkit.registry.auth import DOCKER_HUB_HOSTS, Challenge, Credentials, parse_challenge, resolve_credentials
+from ci_toolkit.registry.auth import (
+    DOCKER_HUB_HOSTS,
+    Challenge,
+    Credentials,
+    check_token_realm,
+    parse_challenge,
+    resolve_credentials,
+)
 
 # What a registry must answer in Docker-Content-Digest for the manifests we copy.
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -364,13 +371,12 @@ class RegistryClient:
 
     def _fetch_token(self, challenge: Challenge) -> str:
         realm = challenge.params.get("realm", "")
-        if not realm.startswith(("http://", "https://")):
-            raise ToolkitError.failed(f"authentication failed for {self.host}: bad token realm {realm!r}")
+        creds = self.credentials
+        check_token_realm(realm, self.base_url, with_credentials=bool(creds and creds.secrets))
         scopes = set(self._scopes)
         if challenge.params.get("scope"):
             scopes.update(challenge.params["scope"].split(" "))
         query: dict[str, Any] = {"service": challenge.params.get("service", ""), "scope": sorted(scopes)}
-        creds = self.credentials
         timeout = (self.retry.connect_timeout, self.retry.read_timeout)
         for attempt in range(self.retry.attempts):
             self.request_count += 1

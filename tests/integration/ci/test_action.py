@@ -308,3 +308,21 @@ def test_launcher_maps_attestation_inputs() -> None:
         *["build", "--provenance", "mode=max", "--sbom", "true", "--attest", "type=sbom,generator=r/scanner:1"],
         *["--annotation", "index:org.opencontainers.image.title=App, with a comma", "--annotation", "manifest:a=b"],
     ]
+
+
+def test_launcher_moves_secret_values_off_the_command_line() -> None:
+    launcher = _load_ci_action()
+    argv = ["run", "--secret-env", "API_TOKEN=s3cr3t", "--secret-env=B=x=y", "--secret-env", "PLAIN"]
+    argv += ["--set", "registry-password=pw1", "--set=cache-ref=r/c", "busybox", "--", "--secret-env", "A=b"]
+    args, env = launcher.secrets_to_env(argv)
+    assert args == [
+        *["run", "--secret-env", "API_TOKEN", "--secret-env", "B", "--secret-env", "PLAIN"],
+        *["--set", "cache-ref=r/c", "busybox", "--", "--secret-env", "A=b"],
+    ]
+    assert env == {"API_TOKEN": "s3cr3t", "B": "x=y", "CI_TOOLKIT_REGISTRY_PASSWORD": "pw1"}
+
+
+def test_launcher_knows_every_secret_setting() -> None:
+    from ci_toolkit.core.settings import SETTING_FIELDS, is_secret
+
+    assert set(_load_ci_action().SECRET_SETTINGS) == {key for key in SETTING_FIELDS if is_secret(key)}

@@ -85,8 +85,17 @@ COMMANDS = [
     ["pipeline", "validate"],
     ["pipeline", "plan"],
     ["pipeline", "run"],
+    ["pipeline", "merge", "--digest-dir", "d"],
     ["sweep"],
+    ["meta", "--image", "r/a"],
+    ["merge", "127.0.0.1:5000/a", "--digest", "sha256:" + "0" * 64],
 ]
+
+
+def test_every_command_is_in_the_list() -> None:
+    from ci_toolkit.cli import COMMAND_MODULES
+
+    assert {name.replace("_", "-") for name in COMMAND_MODULES} == {argv[0] for argv in COMMANDS}
 
 
 def test_the_corpus_is_large_and_covers_every_name() -> None:

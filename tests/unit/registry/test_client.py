@@ -272,3 +272,40 @@ def test_credentials_from_docker_config_auths(tmp_path: Path) -> None:
     assert creds is not None and (creds.username, creds.password) == ("alice", "pw-from-config")
     assert resolve_credentials("other.io", env={"DOCKER_CONFIG": str(tmp_path)}) is None
     assert resolve_credentials("r.io", env={"DOCKER_CONFIG": str(tmp_path / "missing")}) is None
+
+
+def _realm_challenge(realm: str) -> Handler:
+    def handler(method: str, url: str, headers: dict[str, str]) -> Resp:
+        if headers.get("Authorization") != "Bearer tok-123":
+            return Resp(401, b"", {"WWW-Authenticate": f'Bearer realm="{realm}",service="reg"'})
+        return ok_index(method, url, headers)
+
+    return handler
+
+
+def _token(url: str, **kw: Any) -> Resp:
+    return Resp(200, json.dumps({"token": "tok-123"}).encode())
+
+
+def test_credentials_never_go_to_a_plain_http_realm_on_another_host() -> None:
+    creds = Credentials(username="u", password="s3cret-pw", source="test")
+    c, session, _ = client(_realm_challenge("http://evil.example/token"), token_handler=_token, credentials=creds)
+    with pytest.raises(ToolkitError) as info:
+        c.get_manifest("app", "v1")
+    assert "plain http on another host" in info.value.message and "evil.example" in info.value.message
+    assert session.token_calls == []
+
+
+@pytest.mark.parametrize(
+    ("realm", "creds"),
+    [
+        ("http://reg.example:5001/token", True),  # the registry's own host, another port
+        ("https://auth.example/token", True),
+        ("http://other.example/token", False),  # anonymous: nothing to leak
+    ],
+)
+def test_credentials_go_to_an_https_realm_or_the_registrys_own_host(realm: str, creds: bool) -> None:
+    credentials = Credentials(username="u", password="s3cret-pw", source="test") if creds else None
+    c, session, _ = client(_realm_challenge(realm), token_handler=_token, credentials=credentials)
+    assert c.get_manifest("app", "v1") is not None
+    assert session.token_calls[0]["url"] == realm
