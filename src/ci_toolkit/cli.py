@@ -69,6 +69,12 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=default([]), help="override a setting")
     parser.add_argument("--json", action="store_true", default=default(False), help="machine-readable result on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="echo commands")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="print tracebacks (also CI_TOOLKIT_DEBUG=1)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", default=default(False), help="only errors and results")
     parser.add_argument(
         "--dry-run", action="store_true", default=default(False), help="print the exact operations, change nothing"
@@ -125,7 +131,6 @@ def main(
         print(f"ci-toolkit {__version__}")
         return 0
     import signal
-    from pathlib import Path
 
     from ci_toolkit.core.ci import detect_provider
     from ci_toolkit.core.report import Reporter
@@ -133,14 +138,16 @@ def main(
     env = dict(os.environ) if env is None else env
     # Known before the settings load, so a secret they hold is announced before any error.
     reporter = Reporter(env=env, provider=detect_provider(env))
+    debug = "--debug" in argv or env.get("CI_TOOLKIT_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     verbose = False
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         args = build_parser(_command_in(argv)).parse_args(argv)
+        debug = debug or args.debug
         verbose = args.verbose
-        return _dispatch(args, env, cwd or Path.cwd(), reporter)
+        return _dispatch(args, env, cwd or _working_directory(), reporter)
     except ToolkitError as exc:
-        if verbose:
+        if debug or verbose:
             import traceback
 
             traceback.print_exc()
@@ -152,8 +159,50 @@ def main(
     except Stopped as exc:
         reporter.error(str(exc))
         return exc.exit_code
+    except Exception as exc:  # the last resort: every expected failure is classified earlier
+        return _internal_error(exc, reporter, env, debug=debug)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _working_directory() -> Path:
+    from pathlib import Path
+
+    try:
+        return Path.cwd()
+    except OSError as exc:
+        raise ToolkitError.missing(
+            f"the current directory is gone ({exc.strerror or exc}): cd into an existing directory"
+        ) from exc
+
+
+def _internal_error(exc: Exception, reporter: Reporter, env: Mapping[str, str], *, debug: bool) -> int:
+    """A bug, not a user error: one line, and the traceback where a bug report can take it."""
+    import traceback
+
+    text = reporter.masker("".join(traceback.format_exception(exc)))
+    where = ""
+    if debug:
+        sys.stderr.write(text)
+    else:
+        where = _save_traceback(text, env)
+    detail = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    reporter.error(f"internal error: {detail}" + (f" (traceback in {where})" if where else ""))
+    return 1
+
+
+def _save_traceback(text: str, env: Mapping[str, str]) -> str:
+    import tempfile
+
+    for directory in (env.get("RUNNER_TEMP") or env.get("TMPDIR"), None):
+        try:
+            fd, path = tempfile.mkstemp(prefix="ci-toolkit-traceback-", suffix=".txt", dir=directory or None)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError:
+            continue
+        return path
+    return "nowhere: rerun with --debug"
 
 
 def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, reporter: Reporter) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ci_toolkit.core import refs
 from ci_toolkit.core.ci import CIContext
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.report import Masker, Reporter, without_userinfo
@@ -18,12 +19,6 @@ _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
-# distribution/reference, simplified: [host[:port]/]path[:tag][@digest]
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REFERENCE = re.compile(
-    rf"(?:(?:[A-Za-z0-9.-]+(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)/)?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
-)
 
 
 def check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
@@ -39,8 +34,8 @@ def check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
 
 
 def check_tag(ref: str) -> str:
-    if not _REFERENCE.fullmatch(ref) or len(ref) > 255:
-        raise ToolkitError.bad_input(f"bad image reference {ref!r}: expected [registry/]repository[:tag]")
+    """The engine's reference grammar (``core.refs``); the text is passed on as written."""
+    refs.parse_reference(ref)
     return ref
 
 

@@ -89,7 +89,7 @@ def setup_builder(
     stamp_path = directory / f"{req.name}.sha256"
     digest = config_hash(req, config)
     exists = _exists(req.name, reporter)
-    previous = stamp_path.read_text(encoding="utf-8").strip() if stamp_path.exists() else ""
+    previous = _read(stamp_path)
     if exists and previous == digest:
         reporter.info(f"builder {req.name} is up to date (config {digest[:12]})")
         return BuilderResult(req.name, "reused", str(config_path), config, [])
@@ -101,7 +101,6 @@ def setup_builder(
     if dry_run:
         reporter.info(f"would write {config_path}:\n{config}")
     else:
-        directory.mkdir(parents=True, exist_ok=True)
         _write(config_path, config)
     for argv in commands:
         proc.run(argv, reporter, dry_run=dry_run, echo=True, what=" ".join(argv[:3]))
@@ -115,7 +114,18 @@ def setup_builder(
     return BuilderResult(req.name, "recreated" if exists else "created", str(config_path), config, commands)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ToolkitError.from_os_error(exc, f"cannot write {path}") from exc

@@ -261,7 +261,11 @@ def _assemble(
 def _write_metadata_file(request: BuildRequest, host: BuildHost, metadata: Mapping[str, Any]) -> None:
     if request.metadata_file and not host.dry_run:
         target = Path(request.metadata_file)
-        (target if target.is_absolute() else host.cwd / target).write_text(json.dumps(metadata, indent=2))
+        target = target if target.is_absolute() else host.cwd / target
+        try:
+            target.write_text(json.dumps(metadata, indent=2))
+        except OSError as exc:
+            raise ToolkitError.from_os_error(exc, f"cannot write --metadata-file {target}") from exc
 
 
 def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> BuildResult:

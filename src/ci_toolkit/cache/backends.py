@@ -45,7 +45,10 @@ def resolve_root(value: str, env: Mapping[str, str], cwd: Path) -> Path:
         raise ToolkitError.bad_input("cache root contains a NUL character")
     if not value:
         return default_cache_root(env)
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError as exc:  # ~name of a user that does not exist
+        raise ToolkitError.bad_input(f"cache root {value!r}: {exc}") from exc
     return path if path.is_absolute() else cwd / path
 
 

@@ -376,7 +376,7 @@ def entries(root: Path) -> list[EntryInfo]:
 def describe(entry: Path) -> EntryInfo:
     try:
         key = (entry / "key").read_text(encoding="utf-8").strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         key = entry.name
     gens = [c for c in entry.iterdir() if c.name.startswith("gen-") and c.is_dir()]
     current = current_generation(entry)

@@ -26,8 +26,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def _root(args: argparse.Namespace, app: App) -> Path:
     from ci_toolkit.cache.backends import resolve_root
+    from ci_toolkit.core.errors import ToolkitError
 
-    return resolve_root(args.cache_root or app.settings.cache_root, app.env, app.cwd)
+    root = resolve_root(args.cache_root or app.settings.cache_root, app.env, app.cwd)
+    if root.exists() and not root.is_dir():
+        raise ToolkitError.bad_input(f"cache root {root} is not a directory")
+    return root
 
 
 def _size(n: int) -> str:

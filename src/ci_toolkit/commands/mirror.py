@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -70,18 +71,16 @@ def run_render(args: argparse.Namespace, app: App) -> int:
     if args.merge:
         if args.format != "daemon-json":
             raise ToolkitError.bad_input("--merge applies to --format daemon-json only")
-        merge_text = _read(Path(args.merge))
+        merge_text = _read(app.cwd / args.merge)
     rendered = mirror_render.render(args.format, app.settings, registry=args.registry, merge_text=merge_text)
     for note in rendered.notes:
         app.reporter.warning(note)
     if args.output:
-        out = Path(args.output)
+        out = app.cwd / args.output
         if app.dry_run:
             app.reporter.info(f"would write {out}")
         else:
-            tmp = out.with_name(f".{out.name}.tmp")
-            tmp.write_text(rendered.text, encoding="utf-8")
-            tmp.replace(out)
+            _write(out, rendered.text)
             app.reporter.info(f"wrote {out}")
         app.reporter.result({"format": args.format, "path": str(out), "text": rendered.text, "notes": rendered.notes})
     else:
@@ -96,6 +95,21 @@ def _read(path: Path) -> str:
         return ""
     except OSError as exc:
         raise ToolkitError.bad_input(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ToolkitError.bad_input(f"cannot read {path}: not UTF-8 text") from exc
+
+
+def _write(out: Path, text: str) -> None:
+    if out.is_dir():
+        raise ToolkitError.bad_input(f"cannot write {out}: it is a directory")
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ToolkitError.from_os_error(exc, f"cannot write {out}") from exc
 
 
 def run_registry(args: argparse.Namespace, app: App) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ci_toolkit.app import App
-from ci_toolkit.containers.run import PULL_POLICIES, RunRequest, run_in_container
+from ci_toolkit.containers.run import PULL_POLICIES, RunRequest, check_request, run_in_container
 from ci_toolkit.containers.services import parse_services
 from ci_toolkit.core import units
 from ci_toolkit.core.errors import ToolkitError
@@ -21,9 +21,24 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "its first exposed TCP port. The working directory is mounted at /workspace; the command's exit "
         "code is ours. Everything created is labelled and removed on exit and on SIGTERM/SIGINT/SIGHUP.",
     )
+    parser.add_argument("image", help="image for the command")
+    parser.add_argument(
+        "cmd",
+        nargs=argparse.REMAINDER,
+        metavar="[OPTIONS --] CMD",
+        help="command and arguments (default: the image's); as with docker run, options after IMAGE "
+        "need a `--` before the command, and without one everything after IMAGE is the command",
+    )
+    _add_options(parser)
+    # Options written between IMAGE and `--` are parsed by this second parser, into the same
+    # namespace: SUPPRESS keeps the values given before IMAGE.
+    late = type(parser)(prog=f"{parser.prog} IMAGE", add_help=False, argument_default=argparse.SUPPRESS)
+    _add_options(late)
+    parser.set_defaults(handler=run, late_options=late)
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("image", help="image for the command")
-    add("cmd", nargs=argparse.REMAINDER, metavar="-- CMD", help="command and arguments (default: the image's)")
     add(
         "--service",
         action="append",
@@ -50,10 +65,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add("--service-timeout", metavar="DURATION", help="readiness timeout per service (default: setting)")
     add("--container-labels", metavar="K=V,...", action="append", default=[], help="extra labels")
     add("--step", default="", help="step name recorded in the labels")
-    parser.set_defaults(handler=run)
+
+
+def _split_command(args: argparse.Namespace) -> list[str]:
+    """``IMAGE [OPTIONS] -- CMD``: the options go into ``args``; the rest is the command."""
+    words = list(args.cmd)
+    if "--" not in words:
+        return words
+    cut = words.index("--")
+    if cut:
+        args.late_options.parse_args(words[:cut], namespace=args)
+    return words[cut + 1 :]
 
 
 def run(args: argparse.Namespace, app: App) -> int:
+    command = _split_command(args)
     env = app.env
     settings = app.settings
     if args.container_labels:
@@ -62,9 +88,6 @@ def run(args: argparse.Namespace, app: App) -> int:
     secret_env = _pairs(args.secret_env, env, "--secret-env")
     for value in secret_env.values():
         app.reporter.add_secret(value)  # before anything below can print it (the dry-run plan too)
-    command = list(args.cmd)
-    if command[:1] == ["--"]:
-        command = command[1:]
     request = RunRequest(
         image=args.image,
         command=tuple(command),
@@ -84,6 +107,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         step=args.step,
     )
     if app.dry_run:
+        check_request(request)
         app.reporter.result(dataclasses.asdict(request) | {"secret_env": sorted(request.secret_env)}, _plan(request))
         return 0
     return run_in_container(request, settings=settings, ci=app.ci, reporter=app.reporter, cwd=app.cwd)

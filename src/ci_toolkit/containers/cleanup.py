@@ -13,15 +13,16 @@ query by the session token in the names catches a create that was still in fligh
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType, TracebackType
 from typing import Any
 
-from ci_toolkit.core.errors import Stopped
+from ci_toolkit.core.errors import Stopped, ToolkitError
 from ci_toolkit.core.report import Reporter
 
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None), signal.SIGINT) if s)
@@ -34,6 +35,28 @@ def is_unreachable(exc: BaseException) -> bool:
     import requests
 
     return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError))
+
+
+@contextlib.contextmanager
+def engine_errors(what: str) -> Iterator[None]:
+    """The Docker SDK's failures as the toolkit's: the engine unreachable is a missing
+    environment (3), a request it refuses (or a reply it cuts short) a failed operation (1),
+    a request it calls malformed (HTTP 400) bad input (2)."""
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        reason = " ".join(str(exc.explanation or exc).split())
+        code = 2 if exc.status_code == 400 else 1
+        raise ToolkitError(f"{what}: the Docker engine refused: {reason}", code) from exc
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as exc:
+        raise ToolkitError.missing(
+            f"{what}: cannot reach the Docker engine ({exc}): start it or set DOCKER_HOST"
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        raise ToolkitError.failed(f"{what}: the Docker engine did not answer ({type(exc).__name__}: {exc})") from exc
 
 
 def engine_client(timeout: int = 60, pool: int = PARALLEL) -> Any:

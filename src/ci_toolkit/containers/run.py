@@ -17,6 +17,7 @@ from typing import Any
 
 from ci_toolkit.containers import cleanup, labels, services
 from ci_toolkit.containers.services import ServiceSpec
+from ci_toolkit.core import refs
 from ci_toolkit.core.ci import CIContext
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.report import Reporter
@@ -62,12 +63,12 @@ def label_context_for(settings: Settings, ci: CIContext) -> labels.LabelContext:
 
 def run_in_container(request: RunRequest, *, settings: Settings, ci: CIContext, reporter: Reporter, cwd: Path) -> int:
     """Start the services, wait for their ports, run the command; return its exit code."""
-    _check(request)
+    check_request(request)
     ctx = label_context_for(settings, ci)
     for value in request.secret_env.values():
         reporter.add_secret(value)
     client = connect()
-    with cleanup.Session(reporter, prefix=ctx.prefix) as session:
+    with cleanup.engine_errors(f"run {request.image}"), cleanup.Session(reporter, prefix=ctx.prefix) as session:
         return _Run(client, request, ctx, session, reporter, cwd, settings).execute()
 
 
@@ -82,9 +83,12 @@ def connect() -> Any:
     return client
 
 
-def _check(request: RunRequest) -> None:
+def check_request(request: RunRequest) -> None:
+    """Everything about a request that can be judged without the engine (also in dry-run)."""
     if not request.image.strip():
         raise ToolkitError.bad_input("run: an image is required")
+    for image in (request.image, *(s.image for s in request.services)):
+        refs.parse_reference(image)
     if request.pull_policy not in PULL_POLICIES:
         raise ToolkitError.bad_input(
             f"pull policy must be one of {', '.join(PULL_POLICIES)}, got {request.pull_policy!r}"
@@ -105,7 +109,10 @@ def _parse_volume(spec: str, cwd: Path) -> tuple[str, str, str]:
         raise ToolkitError.bad_input(f"--volume mode must be ro or rw, got {mode!r} in {spec!r}")
     source = parts[0]
     if source.startswith((".", "/", "~")):
-        source = str((cwd / Path(source).expanduser()).resolve())
+        try:
+            source = str((cwd / Path(source).expanduser()).resolve())
+        except RuntimeError as exc:  # ~user that does not exist, or a symlink loop
+            raise ToolkitError.bad_input(f"--volume {spec!r}: {exc}") from exc
     return source, parts[1], mode
 
 
@@ -212,7 +219,7 @@ class _Run:
             host_config=host_config,
             networking_config=networking,
         )
-        self.api.start(name)
+        _start(self.api, name, f"service {spec.image}")
         self.reporter.info(f"service {spec.image} started as {', '.join(aliases)}")
         return name
 
@@ -266,7 +273,12 @@ class _Run:
         # Attach before start, as `docker run` does: output written before a later attach
         # would be lost when the log driver cannot replay it.
         output = self.api.attach(name, stdout=True, stderr=True, stream=True, logs=True, demux=True)
-        self.api.start(name)
+        try:
+            _start(self.api, name, "the command")
+        except ToolkitError:
+            with contextlib.suppress(Exception):
+                output.close()
+            raise
         timed_out = threading.Event()
         timer = None
         if request.timeout:
@@ -328,6 +340,25 @@ class _LineMasker:
             stream.flush()
         else:
             self.reporter.passthrough(text)
+
+
+def _start(api: Any, name: str, what: str) -> None:
+    """Start a created container; a command the runtime cannot exec exits as ``docker run``
+    does: 127 when it is not found, 126 when it cannot be executed, with the engine's reason."""
+    import docker.errors
+
+    try:
+        api.start(name)
+    except docker.errors.APIError as exc:
+        text = " ".join(str(exc.explanation or exc).split())
+        reason = text[text.find("exec: ") :] if "exec: " in text else text
+        reason = reason.removesuffix(": unknown")
+        lowered = text.lower()
+        if "executable file not found" in lowered or "no such file or directory" in lowered:
+            raise ToolkitError(f"cannot start {what}: {reason}", 127) from exc
+        if any(w in lowered for w in ("permission denied", "is a directory", "exec format error", "not a directory")):
+            raise ToolkitError(f"cannot start {what}: {reason}", 126) from exc
+        raise ToolkitError.failed(f"cannot start {what}: {reason}") from exc
 
 
 def _pull_reference(image: str, settings: Settings, reporter: Reporter) -> str:

@@ -205,7 +205,7 @@ def first_tcp_port(exposed: Mapping[str, Any] | None) -> int | None:
     ports = []
     for key in exposed or {}:
         number, _, proto = key.partition("/")
-        if (proto or "tcp") == "tcp" and number.isdigit():
+        if (proto or "tcp") == "tcp" and number.isascii() and number.isdigit():
             ports.append(int(number))
     return min(ports) if ports else None
 

@@ -109,7 +109,7 @@ def _stale(
     alive: Callable[[int, str], bool],
 ) -> tuple[bool, str]:
     pid_text = tags.get(f"{key}{labels.PID}", "")
-    if tags.get(f"{key}{labels.HOST_ID}") == host_id and pid_text.isdigit():
+    if tags.get(f"{key}{labels.HOST_ID}") == host_id and pid_text.isascii() and pid_text.isdigit():
         pid = int(pid_text)
         start = tags.get(f"{key}{labels.PID_START}", "")
         if alive(pid, start):
@@ -136,14 +136,10 @@ def _human(seconds: float) -> str:
 
 def sweep(request: SweepRequest, *, client: Any | None = None, now: datetime | None = None) -> list[Outcome]:
     """List, decide, remove (unless dry-run). Returns one outcome per resource considered."""
-    import docker.errors
-
     check_request(request)
-    try:
+    with cleanup.engine_errors("sweep: listing resources"):
         api = (client or cleanup.engine_client(pool=PARALLEL)).api
         listed = list_resources(api, request)
-    except docker.errors.DockerException as exc:
-        raise ToolkitError.missing(f"cannot reach the Docker engine ({exc}): start it or set DOCKER_HOST") from exc
     now = now or datetime.now(timezone.utc)
     host = labels.host_id()
     found = [_with_own_labels(r, request.prefix) for r in listed]
@@ -214,6 +210,7 @@ def _apply(api: Any, batch: Sequence[tuple[Resource, bool, str]], dry_run: bool)
 
 def _remove(api: Any, resource: Resource, why: str) -> Outcome:
     import docker.errors
+    import requests
 
     try:
         if resource.kind == "container":
@@ -231,6 +228,8 @@ def _remove(api: Any, resource: Resource, why: str) -> Outcome:
         if exc.status_code in (403, 409) and resource.kind != "container":
             return _outcome(resource, "kept", f"still in use ({text})")
         return _outcome(resource, "failed", text)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return _outcome(resource, "failed", f"{type(exc).__name__}: {exc}")
     return _outcome(resource, "removed", why)
 
 

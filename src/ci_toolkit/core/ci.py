@@ -280,25 +280,42 @@ def read_git_head(start: Path) -> tuple[str, str]:
 
 def read_git(start: Path) -> GitHead:
     """Read HEAD, a tag on it and the default branch from the files, without running git
-    (cheap, no subprocess)."""
+    (cheap, no subprocess). A damaged .git (unreadable, not UTF-8, odd shapes) reads as
+    unknown: the job's identity is a convenience and must not stop a build."""
     for directory in (start, *start.parents):
         git_dir = directory / ".git"
         if git_dir.is_file():
-            text = git_dir.read_text(errors="replace").strip()
+            text = _read(git_dir)
             if text.startswith("gitdir:"):
-                git_dir = (directory / text.split(":", 1)[1].strip()).resolve()
-        if git_dir.is_dir():
+                git_dir = directory / text.split(":", 1)[1].strip()
+        if _is_dir(git_dir):
             sha, branch = _resolve_head(git_dir)
             common = _common_dir(git_dir)
             return GitHead(sha=sha, branch=branch, tag=_tag_at(common, sha), default_branch=_origin_head(common))
     return GitHead()
 
 
+def _read(path: Path) -> str:
+    """A git metadata file's text; "" when it is missing, unreadable or not text."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ""
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
 def _common_dir(git_dir: Path) -> Path:
-    commondir = git_dir / "commondir"
-    if commondir.is_file():
-        return (git_dir / commondir.read_text().strip()).resolve()
-    return git_dir
+    commondir = _read(git_dir / "commondir")
+    return git_dir / commondir if commondir else git_dir
 
 
 def _tag_at(common: Path, sha: str) -> str:
@@ -306,51 +323,42 @@ def _tag_at(common: Path, sha: str) -> str:
         return ""
     tags = common / "refs" / "tags"
     found: list[str] = []
-    if tags.is_dir():
+    if _is_dir(tags):
         for path in sorted(tags.rglob("*")):
-            if path.is_file() and path.read_text(errors="replace").strip() == sha:
+            if _read(path) == sha:
                 found.append(str(path.relative_to(tags)))
-    packed = common / "packed-refs"
-    if packed.is_file():
-        last = ""
-        for line in packed.read_text(errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].startswith("refs/tags/"):
-                last = parts[1].removeprefix("refs/tags/")
-                if parts[0] == sha:
-                    found.append(last)
-            elif line.startswith("^") and line[1:].strip() == sha and last:
+    last = ""
+    for line in _read(common / "packed-refs").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].startswith("refs/tags/"):
+            last = parts[1].removeprefix("refs/tags/")
+            if parts[0] == sha:
                 found.append(last)
+        elif line.startswith("^") and line[1:].strip() == sha and last:
+            found.append(last)
     return sorted(found)[-1] if found else ""
 
 
 def _origin_head(common: Path) -> str:
-    path = common / "refs" / "remotes" / "origin" / "HEAD"
-    try:
-        text = path.read_text(errors="replace").strip()
-    except OSError:
-        return ""
+    text = _read(common / "refs" / "remotes" / "origin" / "HEAD")
     return text.removeprefix("ref:").strip().removeprefix("refs/remotes/origin/") if text.startswith("ref:") else ""
 
 
 def _resolve_head(git_dir: Path) -> tuple[str, str]:
-    try:
-        head = (git_dir / "HEAD").read_text().strip()
-    except OSError:
-        return "", ""
+    head = _read(git_dir / "HEAD")
     if not head.startswith("ref:"):
-        return head, ""
+        return (head, "") if _SHA.fullmatch(head) else ("", "")
     ref = head.split(":", 1)[1].strip()
+    if not ref.startswith("refs/") or ".." in ref.split("/"):
+        return "", ""
     branch = ref.removeprefix("refs/heads/")
     common = _common_dir(git_dir)
     for base in (git_dir, common):
-        ref_file = base / ref
-        if ref_file.is_file():
-            return ref_file.read_text().strip(), branch
-    packed = common / "packed-refs"
-    if packed.is_file():
-        for line in packed.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] == ref:
-                return parts[0], branch
+        sha = _read(base / ref)
+        if _SHA.fullmatch(sha):
+            return sha, branch
+    for line in _read(common / "packed-refs").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == ref and _SHA.fullmatch(parts[0]):
+            return parts[0], branch
     return "", branch

@@ -221,6 +221,8 @@ def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
         raise ToolkitError.bad_input(f"{path}{line}: invalid YAML: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         raise ToolkitError.bad_input(f"{path}: invalid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ToolkitError.bad_input(f"{path}: invalid YAML: nested too deeply") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -369,11 +371,11 @@ def _as_bool(value: Any) -> bool | None:
 
 
 def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

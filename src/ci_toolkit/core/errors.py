@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INPUT = 2
@@ -28,8 +30,29 @@ class ToolkitError(Exception):
     def failed(cls, message: str) -> ToolkitError:
         return cls(message, EXIT_FAILED)
 
+    @classmethod
+    def from_os_error(cls, exc: OSError, what: str) -> ToolkitError:
+        """``what`` (e.g. "cannot write out.json") with the system's reason. A path that
+        does not exist or cannot be one is bad input; a full, read-only or forbidden place
+        is a failed operation."""
+        reason = _OS_REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+        code = EXIT_INPUT if exc.errno in _PATH_ERRNOS else EXIT_FAILED
+        return cls(f"{what}: {reason}", code)
+
     def __str__(self) -> str:
         return self.message
+
+
+_PATH_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP})
+_OS_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ENOENT: "no such file or directory",
+}
 
 
 class Stopped(BaseException):

@@ -5,6 +5,7 @@ a failure raises the toolkit error with the tail of stderr."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import subprocess
@@ -67,15 +68,18 @@ def run(
             text=True,
             errors="replace",
         )
-    except FileNotFoundError as exc:
-        raise ToolkitError(f"{argv[0]} not found: install it or fix PATH", EXIT_ENVIRONMENT) from exc
+    except OSError as exc:
+        raise _start_failure(exc, argv[0], cwd) from exc
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     out_chunks: list[str] = []
     err_thread = threading.Thread(target=_pump, args=(proc.stderr, reporter, tail, None), daemon=True)
     err_thread.start()
     if stdin_data is not None and proc.stdin is not None:
-        proc.stdin.write(stdin_data)
-        proc.stdin.close()
+        # A child that exits without reading all of its input is judged by its exit code.
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin_data)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
     _pump(proc.stdout, reporter, None, out_chunks if capture else None)
     try:
         returncode = proc.wait(timeout=timeout)
@@ -89,6 +93,16 @@ def run(
     if check and returncode != 0:
         raise ToolkitError(_failure_message(result, reporter, what), exit_code)
     return result
+
+
+def _start_failure(exc: OSError, program: str, cwd: Path | None) -> ToolkitError:
+    if cwd is not None and not Path(cwd).is_dir():
+        return ToolkitError.bad_input(f"cannot run {program}: the working directory {cwd} does not exist")
+    if isinstance(exc, FileNotFoundError):
+        return ToolkitError(f"{program} not found: install it or fix PATH", EXIT_ENVIRONMENT)
+    if isinstance(exc, PermissionError):
+        return ToolkitError(f"cannot run {program}: permission denied: fix its mode or PATH", EXIT_ENVIRONMENT)
+    return ToolkitError.from_os_error(exc, f"cannot run {program}")
 
 
 def _pump(

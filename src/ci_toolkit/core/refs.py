@@ -84,6 +84,29 @@ def _split_domain(name: str) -> tuple[str, str]:
     return DOCKER_HUB, name
 
 
+def _host_port(domain: str) -> tuple[str, str]:
+    """``host:5000`` -> (host, "5000"); ``[::1]:5000`` -> ([::1], "5000"); no port -> ""."""
+    if domain.endswith("]") or ":" not in domain:
+        return domain, ""
+    host, _, port = domain.rpartition(":")
+    return host, port
+
+
+def _check_domain(text: str, domain: str) -> None:
+    """What the engine needs to reach a host: the grammar, a port in 1-65535, DNS label
+    limits. A first component that is a host only because it has capitals (``UPPER/case``)
+    is refused: the engine would look up a host named UPPER, which is never what was meant."""
+    if not _DOMAIN_RE.fullmatch(domain):
+        raise _invalid(text, f"{domain!r} is not a valid registry host")
+    if not any(c in domain for c in ".:[") and domain != "localhost":
+        raise _invalid(text, "repository name must be lowercase (a registry host needs a '.' or a ':PORT')")
+    host, port = _host_port(domain)
+    if port and not 1 <= int(port) <= 65535:
+        raise _invalid(text, f"port {port} is out of range (1-65535)")
+    if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
+        raise _invalid(text, "the registry host name is too long (63 per label, 253 in all)")
+
+
 def parse_reference(text: str) -> Reference:
     """Parse and normalise ``text``; an invalid reference is bad input (exit 2)."""
     if not text or text != text.strip():
@@ -105,8 +128,8 @@ def parse_reference(text: str) -> Reference:
     if not name:
         raise _invalid(text, "no repository name")
     domain, path = _split_domain(name)
-    if domain != DOCKER_HUB and not _DOMAIN_RE.fullmatch(domain):
-        raise _invalid(text, f"{domain!r} is not a valid registry host")
+    if domain != DOCKER_HUB:
+        _check_domain(text, domain)
     if path != path.lower() and _PATH_RE.fullmatch(path.lower()):
         raise _invalid(text, "repository name must be lowercase")
     if not _PATH_RE.fullmatch(path):
@@ -161,7 +184,7 @@ def parse_mirror(text: str) -> MirrorHost:
             scheme, value = candidate, value[len(candidate) + 3 :]
     host, _, prefix = value.strip("/").partition("/")
     prefix = prefix.strip("/")
-    if not _DOMAIN_RE.fullmatch(host) or (prefix and not _PATH_RE.fullmatch(prefix)):
+    if not is_registry_host(host) or (prefix and not _PATH_RE.fullmatch(prefix)):
         raise ToolkitError.bad_input(
             f"invalid mirror {text!r}: expected HOST[:PORT][/PATH] (e.g. mirror.example:5000 or "
             "harbor.example.com/dockerhub-proxy)"
@@ -173,6 +196,12 @@ def rewrite_to_mirror(ref: Reference, mirror: MirrorHost) -> Reference:
     """``docker.io/library/busybox:latest`` -> ``<mirror>[/prefix]/library/busybox:latest``."""
     path = f"{mirror.prefix}/{ref.path}" if mirror.prefix else ref.path
     return Reference(domain=mirror.host, path=path, tag=ref.tag, digest=ref.digest)
+
+
+def is_registry_host(text: str) -> bool:
+    """``host[:port]`` as the engine takes it (the port in 1-65535)."""
+    port = _host_port(text)[1]
+    return bool(_DOMAIN_RE.fullmatch(text)) and (not port or 1 <= int(port) <= 65535)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ci_toolkit.core.errors import ToolkitError
+
 # A URL's userinfo (https://user:token@host/...) is a credential wherever it is printed.
 _URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/\s@]+)@")
 MIN_SECRET = 3
@@ -202,11 +204,17 @@ class Reporter:
 
     def outputs(self, values: Mapping[str, str], dotenv_path: Path | None = None) -> None:
         """Publish step outputs where this CI reads them."""
-        write_outputs(self.provider, self.env, {k: self.masker(v) for k, v in values.items()}, dotenv_path)
+        try:
+            write_outputs(self.provider, self.env, {k: self.masker(v) for k, v in values.items()}, dotenv_path)
+        except OSError as exc:
+            raise ToolkitError.from_os_error(exc, f"cannot write the step outputs ({exc.filename})") from exc
 
     def summary(self, markdown: str) -> None:
         self._summarized = True
-        write_summary(self.env, self.masker(markdown))
+        try:
+            write_summary(self.env, self.masker(markdown))
+        except OSError as exc:
+            raise ToolkitError.from_os_error(exc, f"cannot write the step summary ({exc.filename})") from exc
 
 
 def _command_data(value: str) -> str:

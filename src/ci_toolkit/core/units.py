@@ -32,7 +32,7 @@ def parse_duration(text: str, what: str, *, positive: bool = False) -> float:
             pos = match.end()
         if pos != len(raw):
             total = -1.0
-    if total < 0 or (positive and total == 0):
+    if not total < float("inf") or total < 0 or (positive and total == 0):
         raise ToolkitError.bad_input(f"{what}: {text!r} is not a duration (e.g. 500ms, 90s, 5m, 6h, 2d)")
     return total
 
@@ -42,7 +42,10 @@ def parse_size(text: str, what: str = "size") -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
     if not match:
         raise ToolkitError.bad_input(f"{what}: {text!r} is not a size (e.g. 500M, 20G)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    value = float(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if not value < 2**63:
+        raise ToolkitError.bad_input(f"{what}: {text!r} is too large")
+    return int(value)
 
 
 def parse_time(text: str) -> datetime | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci_toolkit.core.errors import ToolkitError
-from ci_toolkit.core.refs import DOCKER_HUB, MirrorHost, is_loopback_host
+from ci_toolkit.core.refs import DOCKER_HUB, MirrorHost, is_loopback_host, is_registry_host
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.mirror.resolve import mirror_url, mirrors_for
 
@@ -112,6 +112,8 @@ def daemon_json(settings: Settings, merge_text: str | None = None) -> Rendered:
     if merge_text is not None and merge_text.strip():
         try:
             loaded = json.loads(merge_text)
+        except RecursionError as exc:
+            raise ToolkitError.bad_input("--merge: not valid JSON: nested too deeply") from exc
         except ValueError as exc:
             raise ToolkitError.bad_input(f"--merge: not valid JSON: {exc}") from exc
         if not isinstance(loaded, dict):
@@ -126,7 +128,10 @@ def daemon_json(settings: Settings, merge_text: str | None = None) -> Rendered:
     others = sorted(r for r in _mirror_table(settings) if r != DOCKER_HUB)
     if others:
         notes.append(f"dockerd mirrors Docker Hub only; mirrors for {', '.join(others)} need buildkitd.toml")
-    insecure = list(base.get("insecure-registries", []))
+    existing = base.get("insecure-registries", [])
+    if not isinstance(existing, list) or not all(isinstance(h, str) for h in existing):
+        raise ToolkitError.bad_input("--merge: insecure-registries in daemon.json must be a list of strings")
+    insecure = list(existing)
     for host in settings.insecure_registries:
         if host not in insecure:
             insecure.append(host)
@@ -139,6 +144,8 @@ def daemon_json(settings: Settings, merge_text: str | None = None) -> Rendered:
 def hosts_toml(settings: Settings, registry: str = DOCKER_HUB) -> str:
     """containerd's ``/etc/containerd/certs.d/<registry>/hosts.toml``: mirrors first, then the
     registry itself as ``server``. A path prefix becomes ``/v2/<prefix>`` with override_path."""
+    if registry != DOCKER_HUB and ("/" in registry or not is_registry_host(registry)):
+        raise ToolkitError.bad_input(f"--registry {registry!r} is not a registry HOST[:PORT]")
     server = HUB_ENDPOINT if registry == DOCKER_HUB else f"https://{registry}"
     lines = [
         f"# Rendered by ci-toolkit for /etc/containerd/certs.d/{registry}/hosts.toml",

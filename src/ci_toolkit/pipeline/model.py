@@ -20,6 +20,7 @@ from typing import Any
 
 from ci_toolkit.core.config import STEP_REF
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.refs import parse_reference
 from ci_toolkit.pipeline.schema import format_path, validate
 
 KeyPath = tuple[str | int, ...]
@@ -155,6 +156,11 @@ def push_targets(push: Any, build_tag: str, file: str, path: KeyPath) -> tuple[s
         targets.extend(f"{name}:{t}" for t in tags)
     if not targets:
         raise fail(file, (*path, "tags"), "nothing to push: add tags, a repository:tag, or keep add-build-tag")
+    for target in targets:
+        try:
+            parse_reference(target)
+        except ToolkitError as exc:
+            raise fail(file, path, exc.message) from exc
     return tuple(dict.fromkeys(targets))
 
 

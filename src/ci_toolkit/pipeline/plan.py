@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci_toolkit.build import BuildRequest
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.refs import parse_mirror
 from ci_toolkit.pipeline.model import Pipeline, Step, fail, inline_dockerfile, split_tag, substitute
 
 INTERMEDIATE_REPO = "ci-toolkit-pipeline"
@@ -94,6 +96,10 @@ def check(pipeline: Pipeline, options: Options) -> None:
     """What needs the settings: a step whose image another step uses needs a build registry
     (or, pushed by digest, push: targets of its own)."""
     if options.build_registry:
+        try:
+            parse_mirror(options.build_registry)
+        except ToolkitError as exc:
+            raise ToolkitError.bad_input(f"setting build-registry: {exc.message}") from exc
         return
     for step in pipeline.steps:
         for edge in step.edges:

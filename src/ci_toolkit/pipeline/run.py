@@ -84,11 +84,23 @@ def run(
             outcomes[step.name] = _next(pipeline, step, options, app, outcomes, images, keep_going)
         if all(o.status == OK for o in outcomes.values()):
             promoted = promote_all(pipeline, list(outcomes.values()), options, app)
-    finally:
-        done = tuple(outcomes.get(s.name) or StepOutcome(name=s.name, status=NOT_RUN) for s in steps)
-        report = RunReport(outcomes=done, artifacts=artifacts, promoted=tuple(promoted))
-        publish(report, app)
+    except BaseException:
+        # The original error is the one to report: a failure to publish only gets a warning.
+        try:
+            publish(_report(steps, outcomes, artifacts, promoted), app)
+        except (ToolkitError, OSError) as exc:
+            app.reporter.warning(f"results not published: {exc}")
+        raise
+    report = _report(steps, outcomes, artifacts, promoted)
+    publish(report, app)
     return report
+
+
+def _report(
+    steps: Sequence[Step], outcomes: Mapping[str, StepOutcome], artifacts: Path, promoted: Sequence[Any]
+) -> RunReport:
+    done = tuple(outcomes.get(s.name) or StepOutcome(name=s.name, status=NOT_RUN) for s in steps)
+    return RunReport(outcomes=done, artifacts=artifacts, promoted=tuple(promoted))
 
 
 def _next(
@@ -280,8 +292,11 @@ def publish(report: RunReport, app: App) -> None:
     if report.promoted:
         data["promote"] = list(report.promoted)
     if not app.dry_run:
-        report.artifacts.parent.mkdir(parents=True, exist_ok=True)
-        report.artifacts.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        try:
+            report.artifacts.parent.mkdir(parents=True, exist_ok=True)
+            report.artifacts.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ToolkitError.from_os_error(exc, f"cannot write {report.artifacts}") from exc
     outputs: dict[str, str] = {"artifacts": str(report.artifacts)}
     for o in report.outcomes:
         if o.image:

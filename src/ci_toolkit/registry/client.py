@@ -114,7 +114,7 @@ class Manifest:
     digest: str
 
     def parsed(self) -> dict[str, Any]:
-        data = json.loads(self.body)
+        data = _json(self.body)
         if not isinstance(data, dict):
             raise ToolkitError.failed(f"manifest {self.digest} is not a JSON object")
         return data
@@ -184,7 +184,8 @@ class RegistryClient:
             raise ToolkitError.failed(f"{what}: received bytes hash to {digest}")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         if media_type not in MANIFEST_TYPES:
-            media_type = str(json.loads(body).get("mediaType", "")) or media_type
+            doc = _json(body)
+            media_type = str(doc.get("mediaType", "") if isinstance(doc, dict) else "") or media_type
         if media_type not in MANIFEST_TYPES:
             raise ToolkitError.failed(f"{what}: unsupported manifest type {media_type!r}")
         return Manifest(body, media_type, digest)
@@ -261,7 +262,7 @@ class RegistryClient:
         body = resp.content
         if len(body) > MAX_CONFIG_BYTES or sha256_digest(body) != digest:
             raise ToolkitError.failed(f"{what}: content does not match its digest")
-        data = json.loads(body)
+        data = _json(body)
         return data if isinstance(data, dict) else {}
 
     def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
@@ -395,7 +396,11 @@ class RegistryClient:
                 if resp.status_code in (401, 403):
                     raise self._auth_failed()
                 if resp.status_code == 200:
-                    body = resp.json()
+                    body = _json(resp.content)
+                    if not isinstance(body, dict):
+                        raise ToolkitError.failed(
+                            f"authentication failed for {self.host}: the token endpoint {realm} did not answer JSON"
+                        )
                     token = str(body.get("token") or body.get("access_token") or "")
                     if not token:
                         raise ToolkitError.failed(f"authentication failed for {self.host}: no token in reply")
@@ -416,12 +421,12 @@ class RegistryClient:
 
     def _unexpected(self, resp: Response, what: str) -> ToolkitError:
         detail = ""
-        try:
-            errors = resp.json().get("errors") or []
-            if errors:
-                detail = ": " + "; ".join(str(e.get("message") or e.get("code")) for e in errors[:3])
-        except ValueError:
-            pass
+        body = _json(resp.content)
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and errors:
+            detail = ": " + "; ".join(
+                str(e.get("message") or e.get("code")) if isinstance(e, dict) else str(e) for e in errors[:3]
+            )
         if resp.status_code == 403:
             return ToolkitError.failed(f"{self.host}: {what}: access denied (HTTP 403){detail}")
         return ToolkitError.failed(f"{self.host}: {what}: HTTP {resp.status_code}{detail}")
@@ -461,13 +466,21 @@ def _retry_after(value: str) -> float | None:
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _json(body: bytes) -> Any:
+    """A reply's JSON, or None when it is not JSON (an HTML error page from a proxy)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _describe_exception(exc: Exception) -> str:

@@ -280,7 +280,7 @@ class _Promoter:
     def _copy_manifest_tree(self, manifest: Manifest, *, top: bool) -> None:
         data = manifest.parsed()
         if manifest.is_index:
-            for child in data.get("manifests", []):
+            for child in _descriptors(data, "manifests", manifest.digest):
                 digest = str(child["digest"])
                 if self.client.head_manifest(self.target.repository, digest) == digest:
                     continue
@@ -289,7 +289,7 @@ class _Promoter:
                     raise ToolkitError.failed(f"{self.source} references {digest} which is missing")
                 self._copy_manifest_tree(sub, top=False)
         else:
-            blobs = [data.get("config", {}), *data.get("layers", [])]
+            blobs = [*_descriptors(data, "config", manifest.digest), *_descriptors(data, "layers", manifest.digest)]
             for blob in blobs:
                 digest = str(blob.get("digest", ""))
                 if digest and not self.client.blob_exists(self.target.repository, digest):
@@ -346,10 +346,10 @@ class _Promoter:
                 sub = self.client.get_manifest(repository, child)
                 image = sub.parsed() if sub else {}
                 _merge(values, image.get("annotations"))
-        config_digest = str(image.get("config", {}).get("digest", ""))
+        config_digest = str(_obj(image.get("config")).get("digest", ""))
         if config_digest and key not in values:
             config = self.client.get_blob_json(repository, config_digest)
-            _merge(values, (config.get("config") or {}).get("Labels"))
+            _merge(values, _obj(config.get("config")).get("Labels"))
             if config.get("created"):
                 values.setdefault(CREATED, str(config["created"]))
         keys = _keys_from(values, self.build_label)
@@ -370,11 +370,26 @@ def _merge(values: dict[str, str], extra: object) -> None:
             values.setdefault(str(key), str(value))
 
 
+def _obj(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _descriptors(data: Mapping[str, Any], field: str, where: str) -> list[dict[str, Any]]:
+    """The descriptors under ``field`` (one object or a list); a registry's malformed manifest
+    is a failed operation, never a KeyError."""
+    value = data.get(field)
+    items = [] if value is None else value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("digest"), str):
+            raise ToolkitError.failed(f"manifest {where} is malformed: a {field} entry has no digest")
+    return items
+
+
 def _first_image(index: dict[str, Any]) -> str | None:
     """The first platform image of an index, skipping buildx's attestation manifests."""
-    for entry in index.get("manifests", []):
-        annotations = entry.get("annotations") or {}
-        platform = entry.get("platform") or {}
+    for entry in _descriptors(index, "manifests", "the index"):
+        annotations = _obj(entry.get("annotations"))
+        platform = _obj(entry.get("platform"))
         if annotations.get("vnd.docker.reference.type") == "attestation-manifest" or platform.get("os") == "unknown":
             continue
         return str(entry["digest"])
@@ -384,7 +399,7 @@ def _first_image(index: dict[str, Any]) -> str | None:
 def _keys_from(values: Mapping[str, str], build_label: str) -> dict[str, OrderKey]:
     keys: dict[str, OrderKey] = {}
     build = values.get(build_label, "").strip()
-    if build.isdigit():
+    if build.isascii() and build.isdigit():
         keys["build-number"] = OrderKey("build-number", (int(build),), f"build {int(build)}")
     created = parse_time(values.get(CREATED, ""))
     if created is not None:
@@ -413,5 +428,5 @@ def parse_semver(text: str) -> tuple[Any, ...] | None:
     major, minor, patch, pre = int(m[1]), int(m[2]), int(m[3]), m[4]
     if pre is None:
         return (major, minor, patch, 1, ())
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+    parts = tuple((0, int(p), "") if p.isascii() and p.isdigit() else (1, 0, p) for p in pre.split("."))
     return (major, minor, patch, 0, parts)
