@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+try:
+    # Written by setuptools-scm when the package is built or installed (from the git tag).
+    from ci_toolkit._version import __version__ as __version__
+except ImportError:  # a source tree used without installing it
+    __version__ = "0.0.0"
