@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ci_toolkit.core import proc
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.files import write_atomic
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.mirror.render import buildkitd_toml
@@ -122,10 +123,4 @@ def _read(path: Path) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise ToolkitError.from_os_error(exc, f"cannot write {path}") from exc
+    write_atomic(path, text, parents=True)

@@ -20,6 +20,7 @@ from ci_toolkit.cache.backends import CachePlan, local_args, plan_cache, resolve
 from ci_toolkit.cache.keys import derive_key, validate_key
 from ci_toolkit.core import proc
 from ci_toolkit.core.errors import EXIT_ENVIRONMENT, ToolkitError
+from ci_toolkit.core.files import write_atomic
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.mirror.resolve import explain_rate_limit
 
@@ -188,9 +189,12 @@ def _plan_cache(
         ref=request.cache_ref or settings.cache_ref,
         extra_args=extra,
         cwd=cwd,
+        home=Path(env["HOME"]) if env.get("HOME") else None,
     )
     if plan.notice:
         host.reporter.info(f"notice: {plan.notice}")
+    if plan.warning:
+        host.reporter.warning(plan.warning)
     return plan
 
 
@@ -262,10 +266,7 @@ def _write_metadata_file(request: BuildRequest, host: BuildHost, metadata: Mappi
     if request.metadata_file and not host.dry_run:
         target = Path(request.metadata_file)
         target = target if target.is_absolute() else host.cwd / target
-        try:
-            target.write_text(json.dumps(metadata, indent=2))
-        except OSError as exc:
-            raise ToolkitError.from_os_error(exc, f"cannot write --metadata-file {target}") from exc
+        write_atomic(target, json.dumps(metadata, indent=2), what=f"cannot write --metadata-file {target}")
 
 
 def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> BuildResult:

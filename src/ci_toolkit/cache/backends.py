@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci_toolkit.cache import store
 from ci_toolkit.cache.keys import key_dirname
 from ci_toolkit.core.errors import ToolkitError
 
@@ -29,6 +31,7 @@ class CachePlan:
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
     notice: str = ""
+    warning: str = ""
     extra_args: tuple[str, ...] = ()
     """Extra args with a recognised pair removed."""
 
@@ -60,6 +63,7 @@ def plan_cache(
     ref: str,
     extra_args: Sequence[str],
     cwd: Path,
+    home: Path | None = None,
 ) -> CachePlan:
     """Decide the cache for one build. Creates nothing."""
     if backend not in BACKENDS:
@@ -68,7 +72,11 @@ def plan_cache(
     pair = _local_pair(found)
     if pair is not None:
         dest, options = pair
-        entry = dest if dest.is_absolute() else cwd / dest
+        entry = Path(os.path.normpath(dest if dest.is_absolute() else cwd / dest))
+        refused = unmanageable(entry, root, home)
+        if refused:
+            warning = f"not managing {entry} as a cache store entry ({refused}); the raw type=local pair goes to buildx"
+            return CachePlan("extra-args", key, extra_args=tuple(extra_args), warning=warning + " unchanged")
         rest = _without_flags(extra_args)
         notice = f"managing {entry} as a cache store entry (atomic swap, bounded size) for the raw type=local pair"
         return CachePlan("local", entry.name or key, entry, options, extra_args=rest, notice=notice)
@@ -96,6 +104,70 @@ def plan_cache(
             extra_args=tuple(extra_args),
         )
     return CachePlan("none", key, extra_args=tuple(extra_args))
+
+
+# Directories a cache entry never is, even empty: cleanup removes what it does not know there.
+SYSTEM_DIRS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/usr/bin",
+        "/usr/lib",
+        "/usr/local",
+        "/usr/sbin",
+        "/usr/share",
+        "/var",
+        "/var/cache",
+        "/var/lib",
+        "/var/log",
+        "/var/tmp",
+    }
+)
+_SYSTEM_TREES = ("/proc/", "/sys/", "/dev/", "/etc/", "/boot/", "/usr/", "/bin/", "/sbin/", "/lib/")
+# What a toolkit entry holds, and what a raw `--cache-to type=local` export writes (migrated).
+ENTRY_NAMES = frozenset({"current", "lock", "key"}) | frozenset(store.LEGACY_FILES)
+ENTRY_PREFIXES = ("gen-", "tmp-", "del-", "current.new-", "key.", ".key.")
+
+
+def unmanageable(entry: Path, root: Path, home: Path | None) -> str:
+    """Why ``entry`` must not be managed as a store entry, or "" if it may: the store renames,
+    reaps and deletes inside an entry, so only a directory that is missing, empty, or already
+    holds nothing but an entry's (or a raw cache export's) files qualifies, and never ``/``,
+    the home directory, the cache root or a directory above it, or a system directory."""
+    resolved = entry.resolve()
+    if entry.is_symlink():
+        return "it is a symlink"
+    root, home = root.resolve(), home.resolve() if home else None
+    protected = {Path("/"), root, *root.parents, *((home, *home.parents) if home else ())}
+    if str(resolved) in SYSTEM_DIRS or resolved.as_posix().startswith(_SYSTEM_TREES) or resolved in protected:
+        return "a system, home or cache root directory"
+    if not resolved.exists():
+        return ""
+    if not resolved.is_dir():
+        return "it is not a directory"
+    strays = [c.name for c in resolved.iterdir() if c.name not in ENTRY_NAMES and not c.name.startswith(ENTRY_PREFIXES)]
+    if strays:
+        return f"it is not empty and not a toolkit cache entry: it holds {strays[0]!r}"
+    return ""
 
 
 def local_args(plan: CachePlan, source: Path | None, export: Path) -> tuple[list[str], list[str]]:

@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_toolkit.core.files import fsync_dir, read_no_follow, write_atomic
+
 GRACE_SECONDS = 10.0
 _MANIFEST_TYPES = frozenset(
     {
@@ -40,7 +42,7 @@ _MANIFEST_TYPES = frozenset(
         "application/vnd.docker.distribution.manifest.v2+json",
     }
 )
-_LEGACY_FILES = ("index.json", "oci-layout", "index.json.lock", "blobs", "ingest")
+LEGACY_FILES = ("index.json", "oci-layout", "index.json.lock", "blobs", "ingest")
 
 
 class InvalidLayout(Exception):
@@ -110,8 +112,9 @@ def _children(path: Path, hexdigest: str) -> list[object]:
 def _lock_fd(path: Path, mode: int, *, blocking: bool = True) -> int | None:
     """Open ``path`` (file or directory) and flock it; None if ``blocking`` is False and the
     lock is taken. The descriptor is close-on-exec, so buildx never inherits it."""
+    # O_NOFOLLOW: a lock (or generation) planted as a symlink is refused, never opened through.
     flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else os.O_CREAT)
-    fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
@@ -198,7 +201,7 @@ class Session:
             pointer = self.entry / f"current.new-{secrets.token_hex(4)}"
             os.symlink(gen.name, pointer)
             os.replace(pointer, self.entry / "current")
-            _fsync_dir(self.entry)
+            fsync_dir(self.entry)
             self.committed = gen
             self._release_export()
             if legacy:
@@ -252,10 +255,8 @@ def plan_session(entry: Path) -> Session:
 
 def _write_key(entry: Path, key: str) -> None:
     path = entry / "key"
-    if not path.is_file():
-        tmp = entry / f"key.{secrets.token_hex(4)}"
-        tmp.write_text(key + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+    if not path.is_file() or path.is_symlink():
+        write_atomic(path, key + "\n")
 
 
 def _seed(source: Path, export: Path) -> None:
@@ -280,21 +281,13 @@ def _drop_unreferenced(layout: Path, referenced: set[str]) -> None:
 
 
 def _remove_legacy(entry: Path) -> None:
-    for name in _LEGACY_FILES:
+    for name in LEGACY_FILES:
         path = entry / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _discard(path: Path) -> None:
@@ -368,15 +361,17 @@ def entries(root: Path) -> list[EntryInfo]:
         return []
     found = []
     for child in sorted(root.iterdir()):
-        if child.is_dir() and not child.is_symlink() and (child / "lock").is_file():
+        lock = child / "lock"
+        if child.is_dir() and not child.is_symlink() and lock.is_file() and not lock.is_symlink():
             found.append(describe(child))
     return found
 
 
 def describe(entry: Path) -> EntryInfo:
     try:
-        key = (entry / "key").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+        # A key planted as a symlink is not read: `cache ls` would print whatever it points at.
+        key = read_no_follow(entry / "key", 4096).strip()
+    except OSError:
         key = entry.name
     gens = [c for c in entry.iterdir() if c.name.startswith("gen-") and c.is_dir()]
     current = current_generation(entry)

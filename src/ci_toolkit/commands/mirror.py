@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
 
 from ci_toolkit.app import App
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.files import write_atomic
 from ci_toolkit.core.refs import DOCKER_HUB, parse_reference
 from ci_toolkit.mirror import render as mirror_render
 from ci_toolkit.mirror import resolve as mirror
@@ -80,7 +80,7 @@ def run_render(args: argparse.Namespace, app: App) -> int:
         if app.dry_run:
             app.reporter.info(f"would write {out}")
         else:
-            _write(out, rendered.text)
+            write_atomic(out, rendered.text)
             app.reporter.info(f"wrote {out}")
         app.reporter.result({"format": args.format, "path": str(out), "text": rendered.text, "notes": rendered.notes})
     else:
@@ -97,19 +97,6 @@ def _read(path: Path) -> str:
         raise ToolkitError.bad_input(f"cannot read {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ToolkitError.bad_input(f"cannot read {path}: not UTF-8 text") from exc
-
-
-def _write(out: Path, text: str) -> None:
-    if out.is_dir():
-        raise ToolkitError.bad_input(f"cannot write {out}: it is a directory")
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ToolkitError.from_os_error(exc, f"cannot write {out}") from exc
 
 
 def run_registry(args: argparse.Namespace, app: App) -> int:

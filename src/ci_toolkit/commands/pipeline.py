@@ -80,8 +80,10 @@ def _load(app: App) -> Pipeline:
             project_dir=app.cwd,
             build_tag=app.ci.build_tag,
             context=app.config.template_context,
+            allow_outside=app.settings.allow_paths_outside_project,
         )
-    return load(app.project, file=path.name, project_dir=path.parent, build_tag=app.ci.build_tag)
+    allow = app.settings.allow_paths_outside_project
+    return load(app.project, file=path.name, project_dir=path.parent, build_tag=app.ci.build_tag, allow_outside=allow)
 
 
 def _options(args: argparse.Namespace, app: App, pipeline: Pipeline) -> Options:

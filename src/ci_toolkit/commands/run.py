@@ -105,6 +105,7 @@ def run(args: argparse.Namespace, app: App) -> int:
             args.service_timeout or settings.service_timeout, "service-timeout", positive=True
         ),
         step=args.step,
+        home=env.get("HOME", ""),
     )
     if app.dry_run:
         check_request(request)

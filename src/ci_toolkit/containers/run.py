@@ -49,6 +49,8 @@ class RunRequest:
     timeout: float | None = None
     service_timeout: float = 60.0
     step: str = ""
+    home: str = ""
+    """The job's home directory: never mounted, nor ``/``, nor a directory above either."""
 
 
 def label_context_for(settings: Settings, ci: CIContext) -> labels.LabelContext:
@@ -64,6 +66,7 @@ def label_context_for(settings: Settings, ci: CIContext) -> labels.LabelContext:
 def run_in_container(request: RunRequest, *, settings: Settings, ci: CIContext, reporter: Reporter, cwd: Path) -> int:
     """Start the services, wait for their ports, run the command; return its exit code."""
     check_request(request)
+    _check_mounts(request, cwd)
     ctx = label_context_for(settings, ci)
     for value in request.secret_env.values():
         reporter.add_secret(value)
@@ -98,6 +101,29 @@ def check_request(request: RunRequest) -> None:
     for path in [*request.tmpfs, *request.services_tmpfs]:
         if not path.startswith("/"):
             raise ToolkitError.bad_input(f"tmpfs path {path!r} must be absolute")
+
+
+def _workdir(request: RunRequest, cwd: Path) -> Path:
+    workdir = Path(request.workdir).expanduser() if request.workdir else cwd
+    return (cwd / workdir).resolve()
+
+
+def _check_mounts(request: RunRequest, cwd: Path) -> None:
+    """A container that mounts ``/`` or the home directory read-write can change anything on
+    the runner (or read every credential under ~): refused, whoever asked."""
+    home = Path(request.home).resolve() if request.home else None
+    protected = {Path("/"), *((home, *home.parents) if home else ())}
+    mounts = [("workdir", _workdir(request, cwd))]
+    for volume in request.volumes:
+        source = _parse_volume(volume, cwd)[0]
+        if source.startswith("/"):
+            mounts.append((f"volume {volume}", Path(source)))
+    for what, path in mounts:
+        if path in protected:
+            raise ToolkitError.bad_input(
+                f"run: {what} would mount {path} (the host's root or home directory) into the container; "
+                "mount a directory inside the project instead"
+            )
 
 
 def _parse_volume(spec: str, cwd: Path) -> tuple[str, str, str]:
@@ -250,8 +276,7 @@ class _Run:
 
     def _run_command(self) -> int:
         request = self.request
-        workdir = Path(request.workdir).expanduser() if request.workdir else self.cwd
-        workdir = (self.cwd / workdir).resolve()
+        workdir = _workdir(request, self.cwd)
         if not workdir.is_dir():
             raise ToolkitError.bad_input(f"working directory {workdir} does not exist")
         user_binds = [":".join(_parse_volume(v, self.cwd)) for v in request.volumes]

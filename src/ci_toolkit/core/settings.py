@@ -72,6 +72,12 @@ class Settings:
     service_timeout: str = _setting("60s", "str", "How long a service may take to open its port.")
     registry_user: str = _setting("", "str", "Registry user name (else Docker's config.json).")
     registry_password: str = _setting("", "str", "Registry password or token.", secret=True)
+    allow_paths_outside_project: bool = _setting(
+        False,
+        "bool",
+        "Let project-file paths (build path, dockerfile, import, inject, secrets src=, run workdir and files) "
+        "point outside the project directory.",
+    )
 
 
 SETTING_FIELDS = {f.name.replace("_", "-"): f for f in fields(Settings)}

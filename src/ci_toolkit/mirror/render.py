@@ -105,20 +105,11 @@ def buildkitd_toml(settings: Settings) -> str:
 
 def daemon_json(settings: Settings, merge_text: str | None = None) -> Rendered:
     """dockerd takes Docker Hub mirrors only, as URLs without a path: a path-prefixed mirror
-    cannot be expressed there and is left out with a note. ``merge_text`` keeps every other
-    key of an existing daemon.json; its insecure-registries are kept and extended."""
+    cannot be expressed there and is left out with a note. ``merge_text`` (an existing
+    daemon.json) keeps every key and every value we do not add: our mirrors go first in
+    registry-mirrors, the file's own stay after them; insecure-registries is extended."""
     notes: list[str] = []
-    base: dict[str, Any] = {}
-    if merge_text is not None and merge_text.strip():
-        try:
-            loaded = json.loads(merge_text)
-        except RecursionError as exc:
-            raise ToolkitError.bad_input("--merge: not valid JSON: nested too deeply") from exc
-        except ValueError as exc:
-            raise ToolkitError.bad_input(f"--merge: not valid JSON: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ToolkitError.bad_input("--merge: daemon.json must hold a JSON object")
-        base = loaded
+    base = _merge_base(merge_text)
     urls: list[str] = []
     for m in mirrors_for(DOCKER_HUB, settings):
         if m.prefix:
@@ -128,17 +119,36 @@ def daemon_json(settings: Settings, merge_text: str | None = None) -> Rendered:
     others = sorted(r for r in _mirror_table(settings) if r != DOCKER_HUB)
     if others:
         notes.append(f"dockerd mirrors Docker Hub only; mirrors for {', '.join(others)} need buildkitd.toml")
-    existing = base.get("insecure-registries", [])
-    if not isinstance(existing, list) or not all(isinstance(h, str) for h in existing):
-        raise ToolkitError.bad_input("--merge: insecure-registries in daemon.json must be a list of strings")
-    insecure = list(existing)
-    for host in settings.insecure_registries:
-        if host not in insecure:
-            insecure.append(host)
-    merged = {**base, "registry-mirrors": urls}
+    merged = {**base, "registry-mirrors": [*urls, *(u for u in base.get("registry-mirrors", []) if u not in urls)]}
+    insecure = list(base.get("insecure-registries", []))
+    insecure += [host for host in settings.insecure_registries if host not in insecure]
     if insecure:
         merged["insecure-registries"] = insecure
     return Rendered(json.dumps(merged, indent=2) + "\n", notes)
+
+
+_MERGED_LISTS = ("registry-mirrors", "insecure-registries")
+
+
+def _merge_base(merge_text: str | None) -> dict[str, Any]:
+    """The existing daemon.json to merge into; the keys we extend must be lists of strings,
+    or we would lose or mangle what is there (a string would split into characters)."""
+    if merge_text is None or not merge_text.strip():
+        return {}
+    try:
+        loaded = json.loads(merge_text)
+    except RecursionError as exc:
+        raise ToolkitError.bad_input("--merge: not valid JSON: nested too deeply") from exc
+    except ValueError as exc:
+        raise ToolkitError.bad_input(f"--merge: not valid JSON: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ToolkitError.bad_input("--merge: daemon.json must hold a JSON object")
+    for key in _MERGED_LISTS:
+        value = loaded.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            got = type(value).__name__ if not isinstance(value, list) else "a list with a non-string"
+            raise ToolkitError.bad_input(f"--merge: {key!r} must be a list of strings, got {got}; fix the file")
+    return loaded
 
 
 def hosts_toml(settings: Settings, registry: str = DOCKER_HUB) -> str:

@@ -95,11 +95,14 @@ def load(
     project_dir: Path,
     build_tag: str,
     context: Mapping[str, Any],
+    allow_outside: bool = False,
 ) -> Pipeline:
     """Translate, then validate and order as our own format."""
     document = translate(project, file=file, context=context)
     try:
-        pipeline = load_native(document, file=file, project_dir=project_dir, build_tag=build_tag)
+        pipeline = load_native(
+            document, file=file, project_dir=project_dir, build_tag=build_tag, allow_outside=allow_outside
+        )
     except ToolkitError as exc:
         raise ToolkitError(_buildrunner_names(exc.message), exc.exit_code) from exc
     extras: Mapping[str, Any] = project.get(GLOBAL_KEY) or {}

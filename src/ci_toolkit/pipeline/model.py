@@ -80,13 +80,19 @@ def fail(file: str, path: KeyPath, message: str) -> ToolkitError:
     return ToolkitError.bad_input(f"{file}: {where}: {message}" if where else f"{file}: {message}")
 
 
-def load(project: Mapping[str, Any], *, file: str, project_dir: Path, build_tag: str) -> Pipeline:
-    """Validate and order. ``build_tag`` is the immutable tag every push gets by default."""
+def load(
+    project: Mapping[str, Any], *, file: str, project_dir: Path, build_tag: str, allow_outside: bool = False
+) -> Pipeline:
+    """Validate and order. ``build_tag`` is the immutable tag every push gets by default.
+    Host paths must stay inside ``project_dir`` unless ``allow_outside`` (see ``confine``)."""
     document = {k: v for k, v in project.items() if k in ("steps", "promote")}
     errors = validate(document)
     if errors:
         raise fail(file, errors[0].path, errors[0].message)
     raw_steps: Mapping[str, Mapping[str, Any]] = document["steps"]
+    if not allow_outside:
+        for name, spec in raw_steps.items():
+            confine(spec, ("steps", name), file, project_dir)
     steps = [_step(name, spec, file, project_dir, build_tag) for name, spec in raw_steps.items()]
     _check_push_conflicts(steps, file)
     steps = [_with_edges(step, steps, file, project_dir) for step in steps]
@@ -127,6 +133,45 @@ def _check_build(build: Mapping[str, Any], path: KeyPath, file: str, project_dir
     name = dockerfile or str(Path(context) / "Dockerfile")
     if not STEP_REF.search(name) and not (project_dir / name).is_file():
         raise fail(file, (*path, "dockerfile"), f"file not found: {name}")
+
+
+def confine(spec: Mapping[str, Any], base: KeyPath, file: str, project_dir: Path) -> None:
+    """Every host path a step names resolves inside the project directory: the project file
+    comes with the code under review, and `dockerfile: ../../../etc/shadow` or
+    `secrets: [id=x,src=/root/.docker/config.json]` would hand the runner's files to a build."""
+    build: Mapping[str, Any] = spec.get("build") or {}
+    run: Mapping[str, Any] = spec.get("run") or {}
+    paths: list[tuple[KeyPath, str]] = [((*base, "build", k), str(build[k])) for k in ("path", "import") if k in build]
+    if "dockerfile" in build and inline_dockerfile(build) is None:
+        paths.append(((*base, "build", "dockerfile"), str(build["dockerfile"])))
+    paths += [((*base, "build", "inject", src), src) for src in build.get("inject") or {}]
+    paths += [((*base, "build", "secrets"), src) for src in _secret_sources(build.get("secrets") or ())]
+    if "workdir" in run:
+        paths.append(((*base, "run", "workdir"), str(run["workdir"])))
+    paths += [((*base, "run", "files", src), src) for src in run.get("files") or {}]
+    for where, value in paths:
+        if STEP_REF.search(value):
+            continue
+        root = project_dir.resolve()
+        target = (root / value).resolve()
+        if target != root and root not in target.parents:
+            raise fail(
+                file,
+                where,
+                f"{value} is outside the project directory {root} "
+                "(set allow-paths-outside-project: true to allow paths outside it)",
+            )
+
+
+def _secret_sources(specs: Sequence[Any]) -> list[str]:
+    """The ``src=``/``source=`` paths of build secret specs (``id=x,src=PATH``)."""
+    found = []
+    for spec in specs:
+        for part in str(spec).split(","):
+            key, eq, value = part.partition("=")
+            if eq and key.strip() in ("src", "source"):
+                found.append(value)
+    return found
 
 
 def inline_dockerfile(build: Mapping[str, Any]) -> str | None:

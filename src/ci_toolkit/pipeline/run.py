@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_toolkit.core import proc
 from ci_toolkit.core.errors import EXIT_FAILED, ToolkitError
+from ci_toolkit.core.files import write_atomic
 from ci_toolkit.pipeline.model import Pipeline, Step
 from ci_toolkit.pipeline.plan import Options, StepImage, check, plan_step, select
 
@@ -243,6 +244,7 @@ def _run_container(step: Step, spec: Mapping[str, Any], app: App, project_dir: P
         pull_policy=str(spec.get("pull-policy", app.settings.pull_policy)),
         timeout=float(spec["timeout"]) if "timeout" in spec else None,
         step=step.name,
+        home=app.env.get("HOME", ""),
     )
     code = run_in_container(request, settings=app.settings, ci=app.ci, reporter=app.reporter, cwd=project_dir)
     if code != 0:
@@ -292,11 +294,7 @@ def publish(report: RunReport, app: App) -> None:
     if report.promoted:
         data["promote"] = list(report.promoted)
     if not app.dry_run:
-        try:
-            report.artifacts.parent.mkdir(parents=True, exist_ok=True)
-            report.artifacts.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise ToolkitError.from_os_error(exc, f"cannot write {report.artifacts}") from exc
+        write_atomic(report.artifacts, json.dumps(data, indent=2) + "\n", parents=True)
     outputs: dict[str, str] = {"artifacts": str(report.artifacts)}
     for o in report.outcomes:
         if o.image:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ci_toolkit.core import refs
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.files import write_atomic
 
 _ALIASES = {"linux/arm64/v8": "linux/arm64", "linux/amd64/v1": "linux/amd64"}
 
@@ -58,9 +59,7 @@ def write(directory: Path, platform: str, records: Sequence[DigestRecord]) -> Pa
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / file_name(platform)
     data = {"platform": platform_key(platform), "images": [r.as_dict() for r in records]}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
     return path
 
 

@@ -110,3 +110,42 @@ def test_gha_and_none() -> None:
     assert gha.cache_from == ("type=gha,scope=k1",) and gha.cache_to == ("type=gha,scope=k1,mode=max",)
     none = plan_cache(backend="none", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"))
     assert not none.cache_from and not none.cache_to and none.entry is None
+
+
+def _raw_pair(dest: Path) -> list[str]:
+    return ["--cache-to", f"type=local,dest={dest},mode=max", "--cache-from", f"type=local,src={dest}"]
+
+
+@pytest.mark.parametrize("dest", ["/", "/etc", "/usr/local", "/var/lib", "HOME", "ROOT", "ROOT_PARENT", "/proc/1"])
+def test_a_raw_pair_on_a_protected_directory_passes_through_unmanaged(tmp_path: Path, dest: str) -> None:
+    home, root = tmp_path / "home", tmp_path / "home" / ".cache" / "ci-toolkit" / "buildx"
+    root.mkdir(parents=True)
+    path = {"HOME": home, "ROOT": root, "ROOT_PARENT": root.parent}.get(dest, Path(dest))
+    extra = _raw_pair(path)
+    plan = plan_cache(backend="local", key="k", root=root, ref="", extra_args=extra, cwd=tmp_path, home=home)
+    assert plan.entry is None and plan.extra_args == tuple(extra) and plan.backend == "extra-args"
+    assert "not managing" in plan.warning and "unchanged" in plan.warning
+
+
+def test_a_raw_pair_on_a_directory_with_other_files_or_a_symlink_passes_through(tmp_path: Path) -> None:
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "report.txt").write_text("mine")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere")
+    for dest, why in ((busy, "'report.txt'"), (link, "symlink")):
+        plan = plan_cache(backend="local", key="k", root=tmp_path / "r", ref="", extra_args=_raw_pair(dest), cwd=dest)
+        assert plan.entry is None and why in plan.warning
+
+
+def test_a_raw_pair_is_managed_when_missing_empty_an_entry_or_a_raw_export(tmp_path: Path) -> None:
+    empty, entry, export = tmp_path / "empty", tmp_path / "entry", tmp_path / "export"
+    for path in (empty, entry, export):
+        path.mkdir()
+    for name in ("current", "lock", "key", "gen-1-a", "tmp-2-b"):
+        (entry / name).touch()
+    for name in ("index.json", "oci-layout", "blobs"):
+        (export / name).touch()
+    for dest in (tmp_path / "missing", empty, entry, export):
+        plan = plan_cache(backend="none", key="k", root=tmp_path / "r", ref="", extra_args=_raw_pair(dest), cwd=dest)
+        assert plan.entry == dest and not plan.warning

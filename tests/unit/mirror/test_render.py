@@ -126,3 +126,23 @@ def test_config_hash_changes_with_config_and_endpoint() -> None:
     assert config_hash(req, "x") == config_hash(req, "x")
     assert config_hash(req, "x") != config_hash(req, "y")
     assert config_hash(req, "x") != config_hash(other, "x")
+
+
+def test_daemon_json_merge_keeps_the_files_own_mirrors_and_insecure_hosts() -> None:
+    existing = {"registry-mirrors": ["https://theirs.example"], "insecure-registries": ["old:5000"], "x": {"y": 1}}
+    none = json.loads(render("daemon-json", Settings(), merge_text=json.dumps(existing)).text)
+    assert none == existing  # nothing configured: nothing of theirs is dropped
+    ours = json.loads(render("daemon-json", FULL, merge_text=json.dumps(existing)).text)
+    assert ours["registry-mirrors"] == ["http://127.0.0.1:5002", "https://theirs.example"]
+    assert ours["insecure-registries"] == ["old:5000", "reg.lan:5000"] and ours["x"] == {"y": 1}
+
+
+@pytest.mark.parametrize(
+    "existing",
+    [{"insecure-registries": "reg.lan:5000"}, {"registry-mirrors": "https://m"}, {"registry-mirrors": [1]}],
+)
+def test_daemon_json_merge_refuses_wrong_types(existing: dict[str, object], tmp_path: Path) -> None:
+    daemon = tmp_path / "daemon.json"
+    daemon.write_text(json.dumps(existing))
+    res = run_cli(["mirror", "render", "--format", "daemon-json", "--merge", str(daemon)], cwd=tmp_path)
+    assert res.code == 2 and len(res.error_lines) == 1 and "must be a list of strings" in res.err
