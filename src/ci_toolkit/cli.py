@@ -207,7 +207,7 @@ def _save_traceback(text: str, env: Mapping[str, str]) -> str:
 
 def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, reporter: Reporter) -> int:
     from ci_toolkit.app import App
-    from ci_toolkit.core import config
+    from ci_toolkit.core import config, proc, units
 
     reporter.json_mode = args.json
     loaded = config.load(
@@ -222,6 +222,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str], cwd: Path, repor
     reporter.set_provider(loaded.ci.provider)
     reporter.quiet = args.quiet
     reporter.verbose = args.verbose
+    proc.set_stop_grace(units.parse_duration(loaded.settings.stop_grace, "setting stop-grace"))
     app = App(config=loaded, reporter=reporter, cwd=cwd, dry_run=args.dry_run)
     result: int = args.handler(args, app)
     reporter.finish(args.command)

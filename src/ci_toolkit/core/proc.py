@@ -8,9 +8,11 @@ import collections
 import contextlib
 import os
 import shlex
+import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -67,32 +69,105 @@ def run(
             cwd=cwd,
             text=True,
             errors="replace",
+            # A group of its own: a cancel reaches the whole tree (docker -> docker-buildx), and
+            # a terminal's ^C reaches only us, so the child stops when we say and not before.
+            start_new_session=True,
         )
     except OSError as exc:
         raise _start_failure(exc, argv[0], cwd) from exc
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     out_chunks: list[str] = []
-    err_thread = threading.Thread(target=_pump, args=(proc.stderr, reporter, tail, None), daemon=True)
-    err_thread.start()
-    if stdin_data is not None and proc.stdin is not None:
-        # A child that exits without reading all of its input is judged by its exit code.
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(stdin_data)
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
-    _pump(proc.stdout, reporter, None, out_chunks if capture else None)
     try:
-        returncode = proc.wait(timeout=timeout)
+        returncode = _communicate(proc, reporter, stdin_data, tail, out_chunks if capture else None, timeout)
     except subprocess.TimeoutExpired as exc:
-        proc.kill()
-        proc.wait()
         raise ToolkitError(f"{what or argv[0]} timed out after {timeout:g}s") from exc
-    finally:
-        err_thread.join(timeout=5)
     result = Completed(argv, returncode, "".join(out_chunks), "".join(tail))
     if check and returncode != 0:
         raise ToolkitError(_failure_message(result, reporter, what), exit_code)
     return result
+
+
+def _communicate(
+    proc: subprocess.Popen[str],
+    reporter: Reporter,
+    stdin_data: str | None,
+    tail: collections.deque[str],
+    keep: list[str] | None,
+    timeout: float | None,
+) -> int:
+    """Feed, stream and wait. Whatever ends this early (Stopped on SIGTERM, ^C, a timeout, a
+    bug) stops the child's process group first: a cancelled job must not leave a build
+    running, let alone pushing, after we exit."""
+    err_thread = threading.Thread(target=_pump, args=(proc.stderr, reporter, tail, None), daemon=True)
+    try:
+        err_thread.start()
+        if stdin_data is not None and proc.stdin is not None:
+            # A child that exits without reading all of its input is judged by its exit code.
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(stdin_data)
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+        _pump(proc.stdout, reporter, None, keep)
+        return proc.wait(timeout=timeout)
+    except BaseException:
+        stop_group(proc, _stop_grace)
+        raise
+    finally:
+        err_thread.join(timeout=5)
+
+
+_stop_grace = 10.0
+
+
+def set_stop_grace(seconds: float) -> None:
+    """The setting ``stop-grace``, given once by ``cli`` after the settings load."""
+    global _stop_grace
+    _stop_grace = seconds
+
+
+def stop_group(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM to the child's process group, SIGKILL after ``grace`` seconds, then wait until
+    no member is left. Signals that arrive meanwhile are deferred, so a second SIGTERM from
+    an impatient runner cannot cut this short."""
+    with _deferred_signals():
+        _signal_group(proc.pid, signal.SIGTERM)
+        if not _group_gone(proc, grace):
+            _signal_group(proc.pid, signal.SIGKILL)
+            _group_gone(proc, 30.0)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_gone(proc: subprocess.Popen[str], timeout: float) -> bool:
+    """True once the leader is reaped and no member of its group is alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    signums = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda n, _f: pending.append(n)) for s in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _start_failure(exc: OSError, program: str, cwd: Path | None) -> ToolkitError:

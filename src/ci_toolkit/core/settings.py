@@ -70,6 +70,9 @@ class Settings:
         "if-not-present", "str", "When to pull run and service images.", choices=("always", "if-not-present", "never")
     )
     service_timeout: str = _setting("60s", "str", "How long a service may take to open its port.")
+    stop_grace: str = _setting(
+        "10s", "str", "On a cancel, how long a child process (buildx, docker) has after SIGTERM before SIGKILL."
+    )
     registry_user: str = _setting("", "str", "Registry user name (else Docker's config.json).")
     registry_password: str = _setting("", "str", "Registry password or token.", secret=True)
     allow_paths_outside_project: bool = _setting(

@@ -322,6 +322,8 @@ CASES = [
         "mirror-timeout",
         env={"CI_TOOLKIT_MIRROR_TIMEOUT": "0s", "CI_TOOLKIT_DOCKER_REGISTRY": "127.0.0.1:9"},
     ),
+    Case("stop-grace-words", ["config", "show"], INPUT, "stop-grace", env={"CI_TOOLKIT_STOP_GRACE": "soon"}),
+    Case("stop-grace-huge", ["--set", "stop-grace=" + "9" * 400, "version"], INPUT, "stop-grace"),
     # --- cache roots and keys -------------------------------------------------------------------
     Case("cache-root-nouser", ["cache", "ls", "--cache-root", "~nosuchuser-ci-toolkit/c"], INPUT, "nosuchuser"),
     Case("cache-root-nul", ["cache", "ls", "--cache-root", "a\x00b"], INPUT, "NUL"),
