@@ -24,6 +24,8 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 # Bodies we keep are manifests and small JSON documents; more than this is read no further.
 MAX_BODY = 16 * 1024 * 1024
+# A file body (a blob upload) is sent in blocks of this size (http.client's default is 8 KiB).
+BLOCK = 1024 * 1024
 
 
 class TransportError(ConnectionError):
@@ -137,10 +139,11 @@ class Session:
 
     def _connect(self, scheme: str, netloc: str, connect_timeout: float) -> http.client.HTTPConnection:
         if scheme == "http":
-            return http.client.HTTPConnection(netloc, timeout=connect_timeout)
+            return http.client.HTTPConnection(netloc, timeout=connect_timeout, blocksize=BLOCK)
         if scheme != "https":
             raise TransportError(f"unsupported URL scheme {scheme!r}")
-        return http.client.HTTPSConnection(netloc, timeout=connect_timeout, context=_tls_context(self.verify))
+        context = _tls_context(self.verify)
+        return http.client.HTTPSConnection(netloc, timeout=connect_timeout, context=context, blocksize=BLOCK)
 
 
 _CONTEXTS: dict[bool, Any] = {}
