@@ -30,7 +30,10 @@ class CliResult:
 def run_cli(args: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> CliResult:
     """In-process: fast, and the unit guard still applies."""
     out, err = io.StringIO(), io.StringIO()
-    base_env = {"HOME": str(cwd or REPO), "PATH": os.environ.get("PATH", "")}
+    # A home beside the working directory, not the directory itself: `run` refuses to mount the
+    # home directory (or a directory above it), and the default workdir is the current one.
+    home = cwd.parent / f"{cwd.name}.home" if cwd is not None else REPO
+    base_env = {"HOME": str(home), "PATH": os.environ.get("PATH", "")}
     with redirect_stdout(out), redirect_stderr(err):
         code = main(list(args), env={**base_env, **(env or {})}, cwd=cwd)
     return CliResult(code, out.getvalue(), err.getvalue())

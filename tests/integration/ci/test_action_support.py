@@ -11,7 +11,8 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,35 @@ def copy_checkout(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     return dest
+
+
+def make_toolkit_repo(dest: Path) -> Path:
+    """A git repository with this working tree at branch v1, for the CI file's clone."""
+    repo = copy_checkout(dest)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-C", str(repo)]
+    subprocess.run([*git, "init", "--quiet", "--initial-branch", "v1"], check=True)
+    subprocess.run([*git, "add", "--all"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "--message", "snapshot"], check=True)
+    return repo
+
+
+def head_commit(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+@contextmanager
+def planted_installer(path: Path, canary: Path) -> Iterator[None]:
+    """What a local user plants at a predictable path: an installer (and entry scripts) that
+    would run with the job's secrets. The canary proves whether any of them ran."""
+    scripts = path / "scripts"
+    scripts.mkdir(parents=True, exist_ok=True)
+    for name in ("ci-install", "ci-build", "ci-sweep", "ci-promote", "ci-pipeline"):
+        (scripts / name).write_text(f"#!/bin/sh\ntouch {canary}\n")
+        (scripts / name).chmod(0o755)
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def base_env(**extra: str) -> dict[str, str]:

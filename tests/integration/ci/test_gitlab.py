@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,9 +20,11 @@ from tests.integration.ci.test_action_support import (
     REPO,
     JobRun,
     base_env,
-    copy_checkout,
     expand_variables,
+    head_commit,
+    make_toolkit_repo,
     parse_dotenv,
+    planted_installer,
     registry_digest,
     remove_local_images,
     run_lines,
@@ -61,13 +62,7 @@ def _merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def toolkit_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A git repository with this working tree at branch v1, for the template's clone."""
-    repo = copy_checkout(tmp_path_factory.mktemp("toolkit-repo"))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-C", str(repo)]
-    subprocess.run([*git, "init", "--quiet", "--initial-branch", "v1"], check=True)
-    subprocess.run([*git, "add", "--all"], check=True)
-    subprocess.run([*git, "commit", "--quiet", "--message", "snapshot"], check=True)
-    return repo
+    return make_toolkit_repo(tmp_path_factory.mktemp("toolkit-repo"))
 
 
 @pytest.fixture(scope="session")
@@ -79,14 +74,28 @@ class Runner:
     def __init__(self, toolkit_repo: Path, venv_root: Path, project: Path) -> None:
         self.project = project
         self.pipeline_id = str(uuid.uuid4().int % 10**8)
+        # The job's own temporary directory: what it leaves there is checked after the job.
+        self.tmpdir = project.parent / "job-tmp"
+        self.tmpdir.mkdir()
         # Runner-level and project CI/CD variables: they win over the YAML's.
-        self.overrides = {"CI_TOOLKIT_REPO": toolkit_repo.as_uri(), "CI_TOOLKIT_VENV_ROOT": str(venv_root)}
+        self.overrides = {
+            "CI_TOOLKIT_REPO": toolkit_repo.as_uri(),
+            "CI_TOOLKIT_COMMIT": head_commit(toolkit_repo),
+            "CI_TOOLKIT_VENV_ROOT": str(venv_root),
+            "TMPDIR": str(self.tmpdir),
+        }
 
-    def run(self, job_name: str, variables: Mapping[str, str], inherited: Mapping[str, str] | None = None) -> JobRun:
+    def run(
+        self,
+        job_name: str,
+        variables: Mapping[str, str],
+        inherited: Mapping[str, str] | None = None,
+        job_id: str | None = None,
+    ) -> JobRun:
         jobs = load_template()
         jobs["job"] = {"extends": job_name, "variables": dict(variables)}
         job = resolve(jobs, "job")
-        job_id = str(uuid.uuid4().int % 10**9)
+        job_id = job_id or str(uuid.uuid4().int % 10**9)
         env = base_env(
             CI="true",
             GITLAB_CI="true",
@@ -150,7 +159,7 @@ def test_build_then_promote_jobs(runner: Runner, cleanup: list[str]) -> None:
     assert "section_start:" in build.output or "already installed" in build.output
     assert build.after_code == 0, build.after_output
     assert re.search(r"^\+ ci-toolkit --json .*sweep$", build.after_output, re.M), build.after_output
-    assert not Path(f"/tmp/ci-toolkit-{build.job_id}").exists(), "after_script removes the toolkit's clone"
+    assert list(runner.tmpdir.iterdir()) == [], "both shells remove their clone of the toolkit"
     report = runner.dotenv(".ci-toolkit-build")
     assert report["CI_TOOLKIT_DIGEST"] == registry_digest(tag)
     assert report["CI_TOOLKIT_IMAGE"] == tag
@@ -192,3 +201,26 @@ def test_sweep_job(runner: Runner) -> None:
     assert job.code == 0, job.output
     assert re.search(r"^\+ ci-toolkit --json .*sweep --stale$", job.output, re.M), job.output
     assert job.after_code == 0
+
+
+def test_a_planted_installer_at_the_old_shared_path_never_runs(runner: Runner, tmp_path: Path) -> None:
+    """/tmp/ci-toolkit-$CI_JOB_ID was where the template looked first; job ids are guessable."""
+    job_id = str(uuid.uuid4().int % 10**9)
+    canary = tmp_path / "CANARY"
+    with (
+        planted_installer(Path(f"/tmp/ci-toolkit-{job_id}"), canary),
+        planted_installer(runner.tmpdir / f"ci-toolkit-{job_id}", canary),
+    ):
+        job = runner.run(".ci-toolkit-sweep", {}, job_id=job_id)
+        assert job.code == 0, job.output
+        assert not canary.exists(), "a file that existed before the job ran"
+    assert "ci-toolkit v1 at commit" in job.output
+
+
+def test_a_ref_that_is_not_the_pinned_commit_fails_before_anything_runs(runner: Runner) -> None:
+    runner.overrides["CI_TOOLKIT_COMMIT"] = "0" * 40
+    job = runner.run(".ci-toolkit-sweep", {})
+    assert job.code != 0
+    assert f"not CI_TOOLKIT_COMMIT {'0' * 40}" in job.output
+    assert "ci-toolkit --json" not in job.output
+    assert list(runner.tmpdir.iterdir()) == []
