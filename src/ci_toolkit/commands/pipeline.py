@@ -101,7 +101,8 @@ def _options(args: argparse.Namespace, app: App, pipeline: Pipeline) -> Options:
 
 def validate_command(args: argparse.Namespace, app: App) -> int:
     pipeline = _load(app)
-    check(pipeline, _options(args, app, pipeline))
+    # Cross-step bases always have a way over now (bases.choose): check the settings only.
+    check(pipeline, dataclasses.replace(_options(args, app, pipeline), local_bases=True))
     names = [s.name for s in pipeline.steps]
     app.reporter.result(
         {"valid": True, "file": pipeline.file, "steps": names},
@@ -111,17 +112,21 @@ def validate_command(args: argparse.Namespace, app: App) -> int:
 
 
 def plan_command(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.pipeline import split
+    from ci_toolkit.pipeline import bases, split
 
     pipeline = _load(app)
     options = _options(args, app, pipeline)
     split.check_options(options)
+    path = bases.choose(pipeline, options, app)
+    options = bases.for_plan(path, options)
     wanted = {s.name for s in select(pipeline, tuple(args.step))}
     planned = [p for p in plan(pipeline, options) if p.step.name in wanted]
     rows = [_row(p, app, pipeline.project_dir) for p in planned]
     promotions = _promotions(pipeline, wanted, options.push)
-    text = _plan_text(pipeline.file, rows) + _promote_text(promotions, options.push)
-    app.reporter.result({"file": pipeline.file, "steps": rows, "promote": promotions}, text)
+    text = f"bases: {path.kind}: {path.reason}\n" + _plan_text(pipeline.file, rows)
+    text += _promote_text(promotions, options.push)
+    data = {"file": pipeline.file, "bases": path.as_dict(), "steps": rows, "promote": promotions}
+    app.reporter.result(data, text)
     return 0
 
 
@@ -151,7 +156,7 @@ def _promote_text(promotions: list[dict[str, Any]], push: bool) -> str:
 
 
 def run_command(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.pipeline import split
+    from ci_toolkit.pipeline import bases, split
     from ci_toolkit.pipeline.run import run
 
     pipeline = _load(app)
@@ -159,14 +164,17 @@ def run_command(args: argparse.Namespace, app: App) -> int:
     split.check_options(options)
     if args.digest_dir and not options.push_by_digest:
         raise ToolkitError.bad_input("--digest-dir goes with --push-by-digest")
-    report = run(
-        pipeline,
-        options,
-        app,
-        names=tuple(args.step),
-        keep_going=args.keep_going,
-        artifacts=_path(app, args.artifacts),
-    )
+    path = bases.choose(pipeline, options, app)
+    app.reporter.info(f"bases: {path.kind}: {path.reason}")
+    with bases.prepared(path, options, app) as ready:
+        report = run(
+            pipeline,
+            ready,
+            app,
+            names=tuple(args.step),
+            keep_going=args.keep_going,
+            artifacts=_path(app, args.artifacts),
+        )
     outputs = {}
     if args.digest_dir and not report.failed and not app.dry_run:
         outputs["digest-file"] = str(split.write_digests(report, options.platforms[0], _path(app, args.digest_dir)))
@@ -204,10 +212,10 @@ def _row(planned: PlannedStep, app: App, project_dir: Path) -> dict[str, Any]:
     request = planned.request
     if request is not None:
         row.update(
-            image=planned.image_ref,
+            image=_stable(planned.image_ref),
             platforms=list(request.platforms) or ["(builder default)"],
             push=list(planned.push_targets),
-            build_contexts=dict(request.build_contexts),
+            build_contexts={k: _stable(v) for k, v in request.build_contexts.items()},
             cache={"key": request.cache_key, "backend": request.cache_backend or app.settings.cache_backend},
             command=_command(planned, app, project_dir),
         )
@@ -234,6 +242,7 @@ def _command(planned: PlannedStep, app: App, project_dir: Path) -> str:
 
 
 _VOLATILE = (
+    (re.compile(r"127\.0\.0\.1:65535/"), "127.0.0.1:<port>/"),
     (re.compile(r"^((?:[a-z-]+:)?org\.opencontainers\.image\.created=).*$"), r"\1<now>"),
     (re.compile(r"^/.*/metadata\.json$"), "<metadata-file>"),
     (re.compile(r"/tmp-<pid>-<random>"), "/<new generation>"),

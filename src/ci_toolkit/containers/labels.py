@@ -29,7 +29,7 @@ CREATED = "created"
 STEP = "step"
 ROLE = "role"
 KEYS = (MANAGED, JOB_ID, CI, RUN_ID, HOST_ID, PID, PID_START, CREATED, STEP, ROLE)
-ROLES = ("build", "service", "run")
+ROLES = ("build", "service", "run", "registry")
 
 _PROC = Path("/proc")
 

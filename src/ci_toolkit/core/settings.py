@@ -25,6 +25,19 @@ class Settings:
     build_registry: str = _setting(
         "", "str", "Registry where pipeline steps push intermediate, immutable images (e.g. 127.0.0.1:5000)."
     )
+    cross_step_bases: str = _setting(
+        "auto",
+        "str",
+        "With no build-registry, how a step's image reaches later steps: auto (the engine when it can, "
+        "else a temporary registry), engine, or temporary-registry.",
+        choices=("auto", "engine", "temporary-registry"),
+    )
+    temporary_registry_image: str = _setting(
+        "registry:2",
+        "str",
+        "Image of the loopback registry a pipeline starts for cross-step bases when there is no build-registry "
+        "and the engine cannot hand images between steps itself.",
+    )
     mirrors: Mapping[str, list[str]] = _setting(
         {}, "map-list", "Registry mirrors per registry host, e.g. {docker.io: [mirror.example:5000]}."
     )

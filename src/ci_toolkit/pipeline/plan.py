@@ -19,7 +19,7 @@ from typing import Any
 from ci_toolkit.build import BuildRequest
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.refs import parse_mirror
-from ci_toolkit.pipeline.model import Pipeline, Step, fail, inline_dockerfile, split_tag, substitute
+from ci_toolkit.pipeline.model import Edge, Pipeline, Step, fail, inline_dockerfile, split_tag, substitute
 
 INTERMEDIATE_REPO = "ci-toolkit-pipeline"
 
@@ -36,6 +36,9 @@ class Options:
     label_prefix: str = "ci-toolkit"
     push_by_digest: bool = False
     """Build the one ``platforms`` entry and push it by digest, untagged (``pipeline merge`` tags)."""
+    local_bases: bool = False
+    """Steps stay in the engine (containerd store, docker driver; see ``bases``): later steps
+    name them by tag, since BuildKit looks a ``name@digest`` up in a registry, not the engine."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,10 +47,12 @@ class StepImage:
 
     ref: str
     digest: str
+    pinned: bool = True
+    """``image`` is ``ref@digest``; False for images kept in the engine (``Options.local_bases``)."""
 
     @property
     def image(self) -> str:
-        return f"{self.ref}@{self.digest}" if self.digest else self.ref
+        return f"{self.ref}@{self.digest}" if self.digest and self.pinned else self.ref
 
     def attr(self, name: str) -> str:
         return {"image": self.image, "digest": self.digest, "ref": self.ref}[name]
@@ -73,14 +78,19 @@ def image_ref(options: Options, step: str) -> str:
 
 
 def placeholder(options: Options, step: Step) -> StepImage:
-    return StepImage(ref=step_ref(options, step), digest=f"<digest of step {step.name}>")
+    return StepImage(
+        ref=step_ref(options, step), digest=f"<digest of step {step.name}>", pinned=not options.local_bases
+    )
 
 
 def step_ref(options: Options, step: Step) -> str:
-    """Where later steps find this step's image: the build registry, or with push-by-digest
-    and no build registry, its first push repository (which then holds the digest)."""
-    if options.push_by_digest and not options.build_registry and step.push_targets:
-        return split_tag(step.push_targets[0])[0]
+    """Where later steps find this step's image: the build registry; with no build registry,
+    its first push target when it pushes (untagged with push-by-digest), else a local name."""
+    if not options.build_registry and step.push_targets:
+        if options.push_by_digest:
+            return split_tag(step.push_targets[0])[0]
+        if options.push:
+            return step.push_targets[0]
     return image_ref(options, step.name)
 
 
@@ -92,27 +102,40 @@ def digest_repositories(options: Options, step: Step) -> tuple[str, ...]:
     return tuple(dict.fromkeys(repos))
 
 
+def uses_step_images(pipeline: Pipeline, options: Options) -> bool:
+    """Whether a step builds on another step's image in a way the run must hand over."""
+    return bool(_image_edges(pipeline, options))
+
+
+def _image_edges(pipeline: Pipeline, options: Options) -> list[tuple[Step, Edge]]:
+    found = []
+    for step in pipeline.steps:
+        for edge in step.edges:
+            base = pipeline.step(edge.target)
+            if options.push_by_digest and base.push_targets:
+                continue  # pushed by digest to its own repository: found there
+            if base.builds and (edge.context_name or edge.path[2] != "depends"):
+                found.append((step, edge))
+    return found
+
+
 def check(pipeline: Pipeline, options: Options) -> None:
-    """What needs the settings: a step whose image another step uses needs a build registry
-    (or, pushed by digest, push: targets of its own)."""
+    """Cross-step bases need a way over: the build registry, or the engine (``bases``)."""
     if options.build_registry:
         try:
             parse_mirror(options.build_registry)
         except ToolkitError as exc:
             raise ToolkitError.bad_input(f"setting build-registry: {exc.message}") from exc
         return
-    for step in pipeline.steps:
-        for edge in step.edges:
-            base = pipeline.step(edge.target)
-            if options.push_by_digest and base.push_targets:
-                continue
-            if base.builds and (edge.context_name or edge.path[2] != "depends"):
-                raise fail(
-                    pipeline.file,
-                    edge.path,
-                    f"uses the image of step {edge.target!r}: set the build-registry setting "
-                    "(e.g. build-registry: 127.0.0.1:5000) so it can be resolved per platform",
-                )
+    if options.local_bases:
+        return
+    for _, edge in _image_edges(pipeline, options)[:1]:
+        raise fail(
+            pipeline.file,
+            edge.path,
+            f"uses the image of step {edge.target!r}: set the build-registry setting "
+            "(e.g. build-registry: 127.0.0.1:5000) so it can be resolved per platform",
+        )
 
 
 def plan_step(pipeline: Pipeline, step: Step, options: Options, images: Mapping[str, StepImage]) -> PlannedStep:
@@ -126,7 +149,7 @@ def plan_step(pipeline: Pipeline, step: Step, options: Options, images: Mapping[
     if "build" not in spec:
         return PlannedStep(step=step, image_ref="", push_targets=(), request=None, run=spec.get("run", {}))
     targets = step.push_targets if options.push or options.push_by_digest else ()
-    request = _request(pipeline, step, spec["build"], options, images, (ref, *targets))
+    request = _request(pipeline, step, spec["build"], options, images, tuple(dict.fromkeys((ref, *targets))))
     if options.push_by_digest:
         request = _by_digest(request, options, step)
     return PlannedStep(step=step, image_ref=ref, push_targets=targets, request=request, run=spec.get("run", {}))

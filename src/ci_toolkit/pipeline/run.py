@@ -141,7 +141,7 @@ def _run_step(pipeline: Pipeline, step: Step, options: Options, app: App, images
         host = StepHost(app, pipeline.project_dir)
         result = run_build(planned.request, host)
         digest = result.digest or (f"<digest of step {step.name}>" if app.dry_run else "")
-        image = StepImage(ref=planned.image_ref, digest=digest)
+        image = StepImage(ref=planned.image_ref, digest=digest, pinned=not options.local_bases)
         images[step.name] = image
         outcome.image = image.image
         outcome.digest = result.digest

@@ -66,3 +66,35 @@ def test_build_refuses_a_tag_with_push_by_digest(tmp_path: Path) -> None:
     result = run_cli(args, cwd=tmp_path)
     assert result.code == 2
     assert "without :tag" in result.error_lines[0]
+
+
+SEED = REPO / "examples" / "pipelines" / "seed-no-settings"
+
+
+def test_plan_names_the_temporary_registry_path_and_why() -> None:
+    args = ["pipeline", "plan", "--set", "cross-step-bases=temporary-registry", "--set", "cache-root=/nonexistent/c"]
+    result = run_cli(args, env=ENV, cwd=SEED)
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0].startswith("bases: temporary registry: ")
+    assert "--build-context 'test-image1:0123456-42=docker-image://127.0.0.1:<port>/" in result.out
+
+
+def test_plan_says_build_registry_wins() -> None:
+    args = [
+        "--json",
+        "pipeline",
+        "plan",
+        "--set",
+        "build-registry=127.0.0.1:5000",
+        "--set",
+        "cache-root=/nonexistent/c",
+    ]
+    result = run_cli(args, env=ENV, cwd=SEED)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["bases"]["path"] == "build-registry"
+
+
+def test_a_pipeline_without_cross_step_bases_needs_no_path() -> None:
+    result = run_cli(["--json", "pipeline", "plan", "--set", "cache-root=/nonexistent/c"], env=ENV, cwd=EXAMPLE)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["bases"]["path"] == "build-registry"  # the example sets it

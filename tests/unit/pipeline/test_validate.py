@@ -173,14 +173,6 @@ INVALID: list[tuple[str, str, list[str]]] = [
         "steps:\n" + _step("a", "run:\n  image: busybox\n  pull-policy: sometimes"),
         ["steps.a.run.pull-policy", "always, if-not-present, never"],
     ),
-    (
-        "tag-base-without-build-registry",
-        "build-registry: ''\nsteps:\n"
-        + _inline("a")
-        + "    push: 127.0.0.1:5000/x/a\n"
-        + _inline("b", "FROM 127.0.0.1:5000/x/a:{{ BUILD_TAG }}\\n"),
-        ["steps.b.build.dockerfile", "uses the image of step 'a'", "build-registry"],
-    ),
 ]
 
 
@@ -247,3 +239,17 @@ def test_run_step_services_take_gitlab_mappings(tmp_path: Path) -> None:
     (tmp_path / "ci-toolkit.yaml").write_text(HEAD + "steps:\n" + _step("check", run.replace("wait_for", "waitfor")))
     result = run_cli(["pipeline", "validate"], cwd=tmp_path)
     assert result.code == 2 and "steps.check.run.services" in result.err, result.err
+
+
+def test_a_tag_base_without_build_registry_is_valid(tmp_path: Path) -> None:
+    """Cross-step bases need no setting any more: the run picks the engine or a temporary
+    registry (pipeline.bases), so validate accepts it."""
+    text = (
+        "build-registry: ''\nsteps:\n"
+        + _inline("a")
+        + "    push: 127.0.0.1:5000/x/a\n"
+        + _inline("b", "FROM 127.0.0.1:5000/x/a:{{ BUILD_TAG }}\\n")
+    )
+    (tmp_path / "ci-toolkit.yaml").write_text(text)
+    result = run_cli(["pipeline", "validate"], cwd=tmp_path)
+    assert result.code == 0, result.err
