@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ci_toolkit.build import argv as build_args
-from ci_toolkit.build import by_digest
+from ci_toolkit.build import by_digest, refusals
 from ci_toolkit.build.extra_args import expand
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.cache.backends import CachePlan, local_args, plan_cache, resolve_root
 from ci_toolkit.cache.keys import derive_key, validate_key
-from ci_toolkit.core import proc
+from ci_toolkit.core import proc, retry
 from ci_toolkit.core.errors import EXIT_ENVIRONMENT, ToolkitError
 from ci_toolkit.core.files import write_atomic
 from ci_toolkit.core.report import Reporter
@@ -316,24 +316,38 @@ def _commit(session: cache_store.Session, reporter: Reporter) -> None:
 
 
 def _run_buildx(argv: list[str], tally: _Tally, request: BuildRequest, host: BuildHost, env: Mapping[str, str]) -> None:
-    try:
-        proc.run(
-            argv,
-            tally,
-            env=env,
-            cwd=host.cwd,
-            dry_run=host.dry_run,
-            echo=True,
-            stdin_data=request.dockerfile_text,
-            what="docker buildx build",
-        )
-    except ToolkitError as exc:
-        if exc.exit_code == EXIT_ENVIRONMENT:
-            raise
-        raise _explain_failure(exc, tally, host.reporter) from exc
+    """buildx, again after a transient registry fault in its output (a push, a pull, a cache
+    import or export): its own cache makes a rerun cheap, and one 500 must not fail the job."""
+    seen = [""]
+
+    def once() -> None:
+        tally.errors.clear()
+        try:
+            proc.run(
+                argv,
+                tally,
+                env=env,
+                cwd=host.cwd,
+                dry_run=host.dry_run,
+                echo=True,
+                stdin_data=request.dockerfile_text,
+                what="docker buildx build",
+            )
+        except ToolkitError as exc:
+            if exc.exit_code == EXIT_ENVIRONMENT:
+                raise
+            seen[0] = "\n".join([exc.message, *tally.errors.values()])
+            raise _explain_failure(exc, tally, host, request.push) from exc
+
+    what = f"push of {request.tags[0]}" if request.push and request.tags else "docker buildx build"
+    policy = retry.settings_policy(host.settings)
+    retry.with_retries(
+        once, policy=policy, reporter=host.reporter, what=what, classify=lambda _exc: retry.transient_fault(seen[0])
+    )
 
 
-def _explain_failure(exc: ToolkitError, tally: _Tally, reporter: Reporter) -> ToolkitError:
+def _explain_failure(exc: ToolkitError, tally: _Tally, host: BuildHost, pushing: bool) -> ToolkitError:
+    reporter = host.reporter
     text = exc.message
     limited = explain_rate_limit(ToolkitError.failed("\n".join([text, *tally.errors.values()])))
     if limited.message.startswith("pull rate limit"):
@@ -342,6 +356,11 @@ def _explain_failure(exc: ToolkitError, tally: _Tally, reporter: Reporter) -> To
         return ToolkitError.missing("docker buildx is not installed: install the buildx plugin (>= 0.10)")
     if re.search(r"unknown flag: --(metadata-file|build-context|cache-to)", text):
         return ToolkitError.missing(f"docker buildx is too old ({text}): upgrade the buildx plugin to >= 0.10")
+    refused = refusals.explain(
+        "\n".join([text, *tally.errors.values()]), settings=host.settings, env=host.env, pushing=pushing
+    )
+    if refused is not None:
+        return refused
     if tally.errors:
         vertex, error = next(reversed(tally.errors.items()))
         step = tally.steps.get(vertex, f"#{vertex}")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from ci_toolkit.app import App
@@ -33,16 +34,25 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a tag was skipped")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-request read timeout")
-    parser.add_argument("--retries", type=int, default=5, metavar="N", help="attempts per request")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="retries per request after a transient fault (setting retries)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, app: App) -> int:
-    from ci_toolkit.registry.client import RetryPolicy
+    from ci_toolkit.core.retry import policy_from
+    from ci_toolkit.core.units import parse_duration
     from ci_toolkit.registry.promote import PromoteRequest, promote
 
-    if args.timeout <= 0 or args.retries < 1:
-        raise ToolkitError.bad_input("--timeout must be > 0 and --retries >= 1")
+    retries = app.settings.retries if args.retries is None else args.retries
+    if args.timeout <= 0 or retries < 0:
+        raise ToolkitError.bad_input("--timeout must be > 0 and --retries >= 0")
+    policy = policy_from(retries, parse_duration(app.settings.retry_max_wait, "setting retry-max-wait"))
     request = PromoteRequest(
         source=args.source,
         tags=tuple(args.tags),
@@ -51,7 +61,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         force=args.force,
         strict=args.strict,
         dry_run=app.dry_run,
-        retry=RetryPolicy(attempts=args.retries, read_timeout=args.timeout),
+        retry=dataclasses.replace(policy, read_timeout=args.timeout),
         referrers=args.referrers,
     )
     result = promote(request, settings=app.settings, env=app.env, reporter=app.reporter)

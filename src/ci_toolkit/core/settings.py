@@ -83,6 +83,12 @@ class Settings:
         "if-not-present", "str", "When to pull run and service images.", choices=("always", "if-not-present", "never")
     )
     service_timeout: str = _setting("60s", "str", "How long a service may take to open its port.")
+    retries: int = _setting(
+        3, "int", "Retries of a registry operation after a transient fault (5xx, 429, reset, EOF, timeout)."
+    )
+    retry_max_wait: str = _setting(
+        "60s", "str", "The longest wait before one retry (and the most a Retry-After may ask)."
+    )
     stop_grace: str = _setting(
         "10s", "str", "On a cancel, how long a child process (buildx, docker) has after SIGTERM before SIGKILL."
     )

@@ -8,7 +8,9 @@ Public entries: ``effective_docker_registry`` (the ``DOCKER_REGISTRY`` build arg
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ from ci_toolkit.core.refs import (
     rewrite_to_mirror,
 )
 from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.retry import settings_policy
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.core.units import parse_duration
 
@@ -89,22 +92,38 @@ def probe(mirror: MirrorHost, settings: Settings) -> Probe:
     key = mirror.address
     if key in _probes:
         return _probes[key]
-    import requests
-
     timeout = parse_duration(settings.mirror_timeout, "mirror-timeout", positive=True)
     url = mirror_url(mirror, settings) + "/v2/"
     insecure = mirror.host in settings.insecure_registries
+    policy = settings_policy(settings)
+    for attempt in range(policy.attempts):
+        result, transient = _probe_once(key, url, timeout, insecure)
+        # A 5xx or a reset is worth another look; a timeout already spent mirror-timeout.
+        if not transient or attempt + 1 >= policy.attempts:
+            break
+        time.sleep(min(policy.delay(attempt, None, random.Random()), timeout))
+    _probes[key] = result
+    return result
+
+
+def _probe_once(key: str, url: str, timeout: float, insecure: bool) -> tuple[Probe, bool]:
+    import requests
+
     try:
         resp = requests.get(url, timeout=(timeout, timeout), verify=not insecure, allow_redirects=False)
     except requests.Timeout:
-        result = Probe(key, False, None, f"no answer from {url} within {timeout:g}s")
+        return Probe(key, False, None, f"no answer from {url} within {timeout:g}s"), False
     except requests.RequestException as exc:
-        result = Probe(key, False, None, f"{url} unreachable ({_reason(exc)})")
-    else:
-        detail = _error_text(resp.text) if resp.status_code == 429 else f"HTTP {resp.status_code} from {url}"
-        result = Probe(key, resp.status_code in (200, 401), resp.status_code, detail)
-    _probes[key] = result
-    return result
+        reason = _reason(exc)
+        reset = any(m in str(exc) for m in ("reset", "aborted", "RemoteDisconnected"))
+        return Probe(key, False, None, f"{url} unreachable ({reason})"), reset
+    detail = _error_text(resp.text) if resp.status_code == 429 else f"HTTP {resp.status_code} from {url}"
+    return Probe(key, resp.status_code in (200, 401), resp.status_code, detail), resp.status_code in (
+        500,
+        502,
+        503,
+        504,
+    )
 
 
 def _reason(exc: Exception) -> str:

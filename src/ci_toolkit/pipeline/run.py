@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ci_toolkit.core import proc
+from ci_toolkit.core import proc, retry
 from ci_toolkit.core.errors import EXIT_FAILED, ToolkitError
 from ci_toolkit.core.files import write_atomic
 from ci_toolkit.pipeline.model import Pipeline, Step
@@ -203,12 +203,18 @@ def platform_digests(image: str, app: App) -> dict[str, str]:
     """``os/arch[/variant]`` -> manifest digest, read from the pushed index (no layer pulled)."""
     if app.dry_run:
         return {}
-    done = proc.run(
-        ["docker", "buildx", "imagetools", "inspect", "--raw", image],
-        app.reporter,
-        capture=True,
-        env=app.env,
-        what="reading the pushed index",
+    done = retry.with_retries(
+        lambda: proc.run(
+            ["docker", "buildx", "imagetools", "inspect", "--raw", image],
+            app.reporter,
+            capture=True,
+            env=app.env,
+            what="reading the pushed index",
+        ),
+        policy=retry.settings_policy(app.settings),
+        reporter=app.reporter,
+        what=f"reading the index of {image}",
+        classify=lambda exc: retry.transient_fault(exc.message),
     )
     try:
         index = json.loads(done.stdout)
@@ -278,6 +284,7 @@ def promote_all(pipeline: Pipeline, outcomes: Sequence[StepOutcome], options: Op
                 force=bool(config.get("force", False)),
                 strict=bool(config.get("strict", False)),
                 dry_run=app.dry_run,
+                retry=retry.settings_policy(app.settings),
             )
             result = promote(request, settings=app.settings, env=app.env, reporter=app.reporter)
             for tag in result.outcomes:

@@ -86,6 +86,32 @@ def resolve_credentials(
     return _from_docker_config(host, path, env)
 
 
+def credential_source(host: str, *, user: str = "", env: Mapping[str, str] = {}) -> str:
+    """Where credentials for ``host`` come from, for an error message: never the secret."""
+    import json
+
+    if user:
+        return "the settings registry-user/registry-password"
+    path = docker_config_path(env)
+    if path is None or not path.is_file():
+        return "nowhere (no Docker config.json; anonymous)"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{path} (unreadable)"
+    if not isinstance(data, dict):
+        return f"{path} (not a JSON object)"
+    helpers: dict[str, object] = data["credHelpers"] if isinstance(data.get("credHelpers"), dict) else {}
+    if host in helpers:
+        return f"the credential helper docker-credential-{helpers[host]} ({path})"
+    if data.get("credsStore"):
+        return f"the credential store docker-credential-{data['credsStore']} ({path})"
+    auths: dict[str, object] = data["auths"] if isinstance(data.get("auths"), dict) else {}
+    if host in auths:
+        return f"the auths entry for {host} in {path}"
+    return f"nowhere (no entry for {host} in {path}; anonymous)"
+
+
 def _from_docker_config(host: str, path: Path, env: Mapping[str, str]) -> Credentials | None:
     from docker import auth, errors
 

@@ -24,6 +24,8 @@ from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.http import Response, Session, TransportError
 from ci_toolkit.core.refs import registry_base_url
 from ci_toolkit.core.report import Reporter
+from ci_toolkit.core.retry import RETRY_STATUSES
+from ci_toolkit.core.retry import RetryPolicy as RetryPolicy  # re-exported: promote and merge take it from here
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.registry.auth import (
     DOCKER_HUB_HOSTS,
@@ -45,27 +47,8 @@ MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 ACCEPT = ", ".join(MANIFEST_TYPES)
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended limit
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    attempts: int = 5
-    backoff: float = 0.5
-    max_backoff: float = 8.0
-    # A server asking for a longer pause than this is treated as down, not waited for.
-    max_retry_after: float = 60.0
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        if retry_after is not None:
-            return retry_after + rng.uniform(0, 0.1 * retry_after + 0.05)
-        ceiling = min(self.max_backoff, self.backoff * 2.0**attempt)
-        # "Equal jitter": always wait some, never all promoters in lockstep.
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 @dataclass(frozen=True)
@@ -133,7 +116,7 @@ class RegistryClient:
         *,
         credentials: Credentials | None = None,
         insecure: tuple[str, ...] = (),
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
         reporter: Reporter | None = None,
         session: Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -355,7 +338,10 @@ class RegistryClient:
             if attempt >= self.retry.attempts:
                 raise ToolkitError.failed(f"{self.host}: {what} failed after {attempt} attempts: {problem}")
             pause = self.retry.delay(attempt - 1, retry_after, self._rng)
-            self.reporter.debug(f"{self.host}: {what}: {problem}; retry {attempt} in {pause:.2f}s")
+            retries = self.retry.attempts - 1
+            self.reporter.info(
+                f"retrying {what} ({attempt}/{retries}) after {problem.removeprefix('HTTP ')} from {self.host}"
+            )
             self._sleep(pause)
 
     def _authenticate(self, resp: Response) -> None:

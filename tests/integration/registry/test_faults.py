@@ -64,7 +64,7 @@ def test_persistent_faults_fail_with_one_line_and_leave_latest_alone(
     repo, old, _ = images
     with recording_proxy(PUSH_REGISTRY) as (proxy, state):
         state.persistent = fault
-        result = run_cli(["promote", f"{proxy}/{repo}:build-2", "--tag", "latest", "--retries", "3"], env=cli_env())
+        result = run_cli(["promote", f"{proxy}/{repo}:build-2", "--tag", "latest", "--retries", "2"], env=cli_env())
         assert len(state.requests("PUT")) == 3
     assert result.code == 1
     assert len(result.error_lines) == 1
@@ -77,7 +77,7 @@ def test_a_registry_that_is_down_fails_with_one_line() -> None:
     from tests.integration.registry.test_promote_support import free_port
 
     host = f"127.0.0.1:{free_port()}"
-    result = run_cli(["promote", f"{host}/app:build-1", "--tag", "latest", "--retries", "2"], env=cli_env())
+    result = run_cli(["promote", f"{host}/app:build-1", "--tag", "latest", "--retries", "1"], env=cli_env())
     assert result.code == 1
     assert result.error_lines == [
         f"error: {host}: get manifest app:build-1 failed after 2 attempts: connection refused"

@@ -4,11 +4,13 @@ fault-injecting HTTP proxy for what a real registry will not do on demand."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import json
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -190,6 +193,10 @@ class Fault:
     retry_after: str = ""
     delay: float = 0.0
     method: str = ""  # only requests with this method ("" = any)
+    path: str = ""  # only requests whose path contains this ("" = any)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in ("", method) and self.path in path
 
 
 @dataclass
@@ -200,12 +207,16 @@ class ProxyState:
     log: list[tuple[str, str, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take_fault(self, method: str) -> Fault | None:
+    keep_host: bool = False
+    """Forward the client's Host header, so upload Locations point back at the proxy."""
+    tls: bool = False
+
+    def take_fault(self, method: str, path: str = "") -> Fault | None:
         with self.lock:
-            if self.persistent and self.persistent.method in ("", method):
+            if self.persistent and self.persistent.matches(method, path):
                 return self.persistent
             for i, fault in enumerate(self.faults):
-                if fault.method in ("", method):
+                if fault.matches(method, path):
                     return self.faults.pop(i)
         return None
 
@@ -222,9 +233,8 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            fault = state.take_fault(self.command)
+            body = self._body()
+            fault = state.take_fault(self.command, self.path)
             if fault is not None and fault.kind == "reset":
                 with state.lock:
                     state.log.append((self.command, self.path, -1))
@@ -244,7 +254,11 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            dropped = ("connection", "transfer-encoding") if state.keep_host else ("host", "connection")
+            # Go clients send a repeated header (Accept) as several lines: keep every value.
+            headers = {k: ", ".join(self.headers.get_all(k) or []) for k in self.headers if k.lower() not in dropped}
+            if isinstance(self.connection, ssl.SSLSocket):
+                headers["X-Forwarded-Proto"] = "https"  # upload Locations must come back as https
             conn = http.client.HTTPConnection(state.upstream, timeout=60)
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
@@ -257,12 +271,25 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 for key, value in resp.getheaders():
                     if key.lower() not in ("connection", "transfer-encoding", "content-length"):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD's length is the upstream's (the size of what a GET would return).
+                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
+
+        def _body(self) -> bytes | None:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                self.rfile.readline()
+                return b"".join(chunks)
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else None
 
         do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
 
@@ -270,10 +297,12 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def recording_proxy(upstream: str) -> Iterator[tuple[str, ProxyState]]:
-    """Forwards to ``upstream`` (host:port), logging (method, path, status); injects faults."""
-    state = ProxyState(upstream)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+def recording_proxy(upstream: str, *, keep_host: bool = False, tls: bool = False) -> Iterator[tuple[str, ProxyState]]:
+    """Forwards to ``upstream`` (host:port), logging (method, path, status); injects faults.
+    ``tls``: serve HTTPS with a throwaway self-signed certificate (the engine reaches a
+    loopback registry it has no explicit insecure entry for over TLS without verification)."""
+    state = ProxyState(upstream, keep_host=keep_host, tls=tls)
+    server = (_EitherServer if tls else ThreadingHTTPServer)(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -282,6 +311,39 @@ def recording_proxy(upstream: str) -> Iterator[tuple[str, ProxyState]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _EitherServer(ThreadingHTTPServer):
+    """HTTPS and plain HTTP on one port, told apart by the first byte (0x16: a TLS hello):
+    the engine pushes over TLS, while `buildx imagetools` talks plain HTTP to loopback."""
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        sock.settimeout(10)
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+            if first == b"\x16":
+                sock = _tls_context().wrap_socket(sock, server_side=True)
+        except OSError:
+            pass
+        sock.settimeout(None)
+        return sock, addr
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+    return context
 
 
 def cli_env(**extra: str) -> dict[str, str]:
