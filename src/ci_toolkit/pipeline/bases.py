@@ -46,6 +46,8 @@ TEMPORARY_PLACEHOLDER = "127.0.0.1:65535"
 class BasePath:
     kind: str
     reason: str
+    per_platform: bool = False
+    """The builder builds one platform per invocation: steps are split and merged."""
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.kind, "reason": self.reason}
@@ -88,9 +90,15 @@ def choose(pipeline: Pipeline, options: Options, app: App) -> BasePath:
         if not engine.containerd_store
         else f"builder {engine.builder} is the {engine.driver} driver (it cannot see the engine's images)"
     )
+    one_at_a_time = engine.driver == "docker" and not engine.containerd_store
+    how = (
+        "; the docker driver on it builds one platform at a time, merged into one index there" if one_at_a_time else ""
+    )
     return BasePath(
         kind=TEMPORARY,
-        reason=f"no build-registry, and {why}: a registry on 127.0.0.1 is started for the run and removed after it",
+        reason=f"no build-registry, and {why}: a registry on 127.0.0.1 is started for the run and removed after it"
+        + how,
+        per_platform=one_at_a_time,
     )
 
 
@@ -133,7 +141,7 @@ def for_plan(path: BasePath, options: Options) -> Options:
     if path.kind == ENGINE:
         return dataclasses.replace(options, local_bases=True)
     if path.kind == TEMPORARY:
-        return dataclasses.replace(options, build_registry=TEMPORARY_PLACEHOLDER)
+        return dataclasses.replace(options, build_registry=TEMPORARY_PLACEHOLDER, split_platforms=path.per_platform)
     return options
 
 
@@ -146,4 +154,4 @@ def prepared(path: BasePath, options: Options, app: App) -> Iterator[Options]:
     from ci_toolkit.containers.registry import temporary_registry
 
     with temporary_registry(app.settings, app.ci, app.reporter) as address:
-        yield dataclasses.replace(options, build_registry=address)
+        yield dataclasses.replace(options, build_registry=address, split_platforms=path.per_platform)

@@ -36,6 +36,9 @@ class Options:
     label_prefix: str = "ci-toolkit"
     push_by_digest: bool = False
     """Build the one ``platforms`` entry and push it by digest, untagged (``pipeline merge`` tags)."""
+    split_platforms: bool = False
+    """Build a multi-platform step one platform at a time and merge the index in the build
+    registry (the docker driver on the classic image store builds one platform at a time)."""
     local_bases: bool = False
     """Steps stay in the engine (containerd store, docker driver; see ``bases``): later steps
     name them by tag, since BuildKit looks a ``name@digest`` up in a registry, not the engine."""

@@ -134,12 +134,16 @@ def _next(
 
 def _run_step(pipeline: Pipeline, step: Step, options: Options, app: App, images: dict[str, StepImage]) -> StepOutcome:
     from ci_toolkit.build import run_build
+    from ci_toolkit.pipeline import per_platform
 
     planned = plan_step(pipeline, step, options, images)
     outcome = StepOutcome(name=step.name, status=OK)
     if planned.request is not None:
         host = StepHost(app, pipeline.project_dir)
-        result = run_build(planned.request, host)
+        if options.split_platforms and len(planned.request.platforms) > 1:
+            result = per_platform.build(planned.request, host, planned.image_ref)
+        else:
+            result = run_build(planned.request, host)
         digest = result.digest or (f"<digest of step {step.name}>" if app.dry_run else "")
         image = StepImage(ref=planned.image_ref, digest=digest, pinned=not options.local_bases)
         images[step.name] = image

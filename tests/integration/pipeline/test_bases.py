@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli_process
+from tests.helpers import REPO, run_cli_process
 from tests.integration.pipeline.helpers import Project, copy_example, run_arm64
 
 
@@ -109,3 +109,41 @@ def test_build_registry_wins(project: Project) -> None:
     plan = project.run("plan", "--json", env={"CI_TOOLKIT_BUILD_REGISTRY": "127.0.0.1:5000"})
     assert plan.code == 0, plan.err
     assert json.loads(plan.out)["bases"]["path"] == "build-registry"
+
+
+CLASSIC = "bases-classic"
+
+
+@pytest.fixture(scope="module")
+def classic_engine() -> str:
+    """A second engine with the classic image store (kept running for reuse: bootstrap is
+    idempotent, and starting one costs tens of seconds)."""
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "bootstrap"), "--engine", CLASSIC, "--no-snapshotter"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return f"unix:///run/ci-toolkit-engines/{CLASSIC}/docker.sock"
+
+
+def test_seed_runs_with_no_settings_on_the_classic_image_store(project: Project, classic_engine: str) -> None:
+    run_id = f"classic-{project.build_number}"
+    env = {"DOCKER_HOST": classic_engine, "BUILD_ID": run_id}
+    plan = project.run("plan", env=env)
+    assert plan.code == 0, plan.err
+    assert plan.out.startswith("bases: temporary registry: ") and "classic image store" in plan.out
+    result = project.run("run", env=env)
+    assert result.code == 0, result.err[-3000:]
+    steps = project.artifacts()
+    for step in steps.values():
+        assert sorted(step["platforms"]) == ["linux/amd64", "linux/arm64"]
+    # build-from-base built each platform on the base's index, pinned by digest.
+    assert f"=docker-image://{steps['build-base']['image']}" in result.err
+    left = subprocess.run(
+        ["docker", "-H", classic_engine, "ps", "-aq", "--filter", f"label=ci-toolkit.run-id={run_id}"],
+        capture_output=True,
+        text=True,
+    )
+    assert left.stdout.split() == []
