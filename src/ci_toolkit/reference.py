@@ -172,6 +172,8 @@ def _settings_section() -> list[str]:
             help_text += " One of " + ", ".join(f"`{c}`" for c in meta["choices"]) + "."
         if meta["secret"]:
             help_text += " Secret: masked in all output."
+        if meta["trusted"]:
+            help_text += " CI configuration only: not from the project file or .env files."
         row = [f"`{key}`", f"`{env_name(key)}`", str(meta["kind"]), _setting_default(f), help_text]
         lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return lines

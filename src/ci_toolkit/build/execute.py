@@ -13,7 +13,7 @@ from typing import Any
 
 from ci_toolkit.build import argv as build_args
 from ci_toolkit.build import by_digest, refusals
-from ci_toolkit.build.extra_args import expand
+from ci_toolkit.build.extra_args import expand, host_access
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.cache.backends import CachePlan, local_args, plan_cache, resolve_root
@@ -195,6 +195,9 @@ def _plan_cache(
         host.reporter.info(f"notice: {plan.notice}")
     if plan.warning:
         host.reporter.warning(plan.warning)
+    reaching = host_access([*extra, *(t for spec in request.secrets for t in ("--secret", spec))])
+    if reaching:
+        host.reporter.info(f"notice: build flags that read or write this host: {'; '.join(reaching)}")
     return plan
 
 

@@ -10,7 +10,7 @@ arguments but never execute anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ci_toolkit.core.errors import ToolkitError
 
@@ -28,6 +28,38 @@ def expand(text: str, env: Mapping[str, str], *, source: str = "extra args") -> 
     if "\0" in text:
         raise ToolkitError.bad_input(f"{source}: contains a NUL character")
     return _Expander(text, env, source).tokens()
+
+
+# Flags that make buildx read or write the runner host itself, not only the build: extra args
+# are trusted CI configuration, but these are worth one line in every build's log.
+_HOST_FLAGS = ("--output", "-o", "--secret", "--allow", "--ssh")
+
+
+def host_access(tokens: Sequence[str]) -> list[str]:
+    """The flags in ``tokens`` that reach the host: ``--output`` to a local path, ``--secret``
+    with ``src=``, any ``--allow`` entitlement (security.insecure, network.host), any ``--ssh``."""
+    found: list[str] = []
+    words = iter(tokens)
+    for word in words:
+        flag, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if flag not in _HOST_FLAGS:
+            continue
+        if not eq:
+            value = next(words, "")
+        if _reaches_host(flag, value):
+            found.append(f"{flag} {value}")
+    return found
+
+
+def _reaches_host(flag: str, value: str) -> bool:
+    fields = dict(part.partition("=")[::2] for part in value.split(","))
+    if flag in ("--output", "-o"):
+        if "type" not in fields and "=" not in value:
+            return value not in ("", "-")  # a bare path means type=local
+        return fields.get("dest", "-") not in ("", "-")
+    if flag == "--secret":
+        return bool(fields.get("src") or fields.get("source"))
+    return True
 
 
 def _emit(out: list[str], parts: list[str], quoted: bool) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ci_toolkit.core import buildrunner, ci
 from ci_toolkit.core.errors import ToolkitError
-from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, is_secret, kind_of
+from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, is_secret, is_trusted_only, kind_of
 from ci_toolkit.core.templates import render_template
 from ci_toolkit.core.units import parse_pairs
 
@@ -81,6 +81,7 @@ def load(
             project = _secrets_in(_render_project(project_path, context), on_secret)
         layers.append(("project file", _settings_only(project, project_path)))
     values, sources = _resolve(layers + higher)
+    _check_trust(sources, values, dotenv_values, env)
     if not context:
         context = template_context(ci_ctx, job_env, values["docker-registry"])
     settings = Settings(**{f.name: values[f.name.replace("_", "-")] for f in fields(Settings)})
@@ -126,6 +127,29 @@ def _buildrunner_project(
     project = _render_project(project_path, context)
     project[buildrunner.GLOBAL_KEY] = extras
     return project, context
+
+
+_UNTRUSTED = ("project file", ".env")
+
+
+def _check_trust(
+    sources: Mapping[str, str], values: Mapping[str, Any], dotenv: Mapping[str, str], env: Mapping[str, str]
+) -> None:
+    """Files in the checkout come with the code under review: they may not widen what the
+    toolkit does on the host. Trusted-only settings and the extra args variable (buildx flags
+    that can write the host, see build.extra_args.host_access) come from the CI configuration."""
+    for key, source in sources.items():
+        if source in _UNTRUSTED and is_trusted_only(key):
+            raise ToolkitError.bad_input(
+                f"setting {key!r} cannot come from the {source}: it comes with the code under review; "
+                f"set {env_name(key)} in the CI configuration or pass --set {key}=..."
+            )
+    var = str(values.get("extra-args-env") or "")
+    if var and var in dotenv and var not in env:
+        raise ToolkitError.bad_input(
+            f".env sets {var}: extra args are trusted CI configuration (they can make buildx write the host); "
+            "set it in the CI's variables instead"
+        )
 
 
 def _secrets_in(data: dict[str, Any], on_secret: Callable[[str], None]) -> dict[str, Any]:

@@ -10,8 +10,12 @@ from typing import Any
 KINDS = ("str", "bool", "int", "list", "map", "map-list")
 
 
-def _setting(default: Any, kind: str, help: str, *, secret: bool = False, choices: tuple[str, ...] = ()) -> Any:
-    meta = {"kind": kind, "help": help, "secret": secret, "choices": choices}
+def _setting(
+    default: Any, kind: str, help: str, *, secret: bool = False, choices: tuple[str, ...] = (), trusted: bool = False
+) -> Any:
+    # trusted: only the CI configuration may set it (global files, environment, command line),
+    # never files that come with the code under review (the project file, .env files).
+    meta = {"kind": kind, "help": help, "secret": secret, "choices": choices, "trusted": trusted}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: default.copy(), metadata=meta)
     return field(default=default, metadata=meta)
@@ -59,7 +63,7 @@ class Settings:
     )
     buildkit_max_parallelism: int = _setting(0, "int", "BuildKit [worker.oci] max-parallelism (0: BuildKit's default).")
     extra_args_env: str = _setting(
-        "CI_IMAGE_BUILD_EXTRA_ARGS", "str", "Environment variable holding extra buildx arguments."
+        "CI_IMAGE_BUILD_EXTRA_ARGS", "str", "Environment variable holding extra buildx arguments.", trusted=True
     )
     builder: str = _setting("", "str", "buildx builder to use (default: the current builder).")
     cache_root: str = _setting("", "str", "Local build cache root (default: $XDG_CACHE_HOME/ci-toolkit/buildx).")
@@ -99,6 +103,7 @@ class Settings:
         "bool",
         "Let project-file paths (build path, dockerfile, import, inject, secrets src=, run workdir and files) "
         "point outside the project directory.",
+        trusted=True,
     )
 
 
@@ -111,6 +116,10 @@ def setting_keys() -> list[str]:
 
 def kind_of(key: str) -> str:
     return str(SETTING_FIELDS[key].metadata["kind"])
+
+
+def is_trusted_only(key: str) -> bool:
+    return bool(SETTING_FIELDS[key].metadata["trusted"])
 
 
 def is_secret(key: str) -> bool:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ci_toolkit.build.extra_args import expand
+from ci_toolkit.build.extra_args import expand, host_access
 from ci_toolkit.core.errors import EXIT_INPUT, ToolkitError
 
 ENV = {"CONTAINER_NAME": "ci_native_asan", "EMPTY": "", "SPACED": "a b  c", "DOLLAR": "$HOME"}
@@ -120,3 +120,22 @@ def test_single_quoted_words_round_trip(words: list[str]) -> None:
     import shlex
 
     assert expand(" ".join(shlex.quote(w) for w in words), {}) == words
+
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        (["--output", "type=local,dest=out"], ["--output type=local,dest=out"]),
+        (["-o", "./dist"], ["-o ./dist"]),
+        (["--output=type=tar,dest=img.tar"], ["--output type=tar,dest=img.tar"]),
+        (["--output", "type=registry"], []),
+        (["--output", "type=docker"], []),
+        (["--output", "-"], []),
+        (["--secret", "id=a,src=/root/.npmrc", "--secret", "id=b,env=TOKEN"], ["--secret id=a,src=/root/.npmrc"]),
+        (["--allow", "security.insecure"], ["--allow security.insecure"]),
+        (["--allow=network.host"], ["--allow network.host"]),
+        (["--ssh", "default", "--pull", "--build-arg", "A=--ssh"], ["--ssh default"]),
+    ],
+)
+def test_flags_that_reach_the_host_are_named(tokens: list[str], expected: list[str]) -> None:
+    assert host_access(tokens) == expected

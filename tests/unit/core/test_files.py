@@ -136,8 +136,30 @@ def test_run_never_mounts_root_or_home(tmp_path: Path, workdir: str) -> None:
 
 
 def test_a_step_with_workdir_root_is_refused_even_when_paths_outside_are_allowed(tmp_path: Path) -> None:
-    (tmp_path / "ci-toolkit.yaml").write_text(
-        "allow-paths-outside-project: true\nsteps:\n  app:\n    run:\n      image: busybox\n      workdir: /\n"
-    )
-    res = run_cli(["pipeline", "run"], cwd=tmp_path)
+    (tmp_path / "ci-toolkit.yaml").write_text("steps:\n  app:\n    run:\n      image: busybox\n      workdir: /\n")
+    res = run_cli(["pipeline", "run"], env={"CI_TOOLKIT_ALLOW_PATHS_OUTSIDE_PROJECT": "true"}, cwd=tmp_path)
     assert res.code == 2 and "root or home directory" in res.err, res.err
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "needle"),
+    [
+        ("ci-toolkit.yaml", "allow-paths-outside-project: true\n", "cannot come from the project file"),
+        (".env", "CI_TOOLKIT_ALLOW_PATHS_OUTSIDE_PROJECT=true\n", "cannot come from the .env"),
+        ("ci-toolkit.yaml", "extra-args-env: CI_COMMIT_MESSAGE\n", "'extra-args-env' cannot come from the project"),
+        (".env", "CI_IMAGE_BUILD_EXTRA_ARGS=--output type=local,dest=/\n", ".env sets CI_IMAGE_BUILD_EXTRA_ARGS"),
+    ],
+)
+def test_files_in_the_checkout_cannot_widen_host_access(tmp_path: Path, file: str, text: str, needle: str) -> None:
+    (tmp_path / file).write_text(text)
+    res = run_cli(["build", "--dry-run", "."], cwd=tmp_path)
+    assert res.code == 2 and len(res.error_lines) == 1 and needle in res.err, res.err
+
+
+def test_trusted_settings_and_extra_args_from_the_ci_configuration_apply(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\n")
+    env = {"CI_TOOLKIT_EXTRA_ARGS_ENV": "MY_ARGS", "MY_ARGS": "--ssh default --output type=local,dest=out"}
+    res = run_cli(["build", "--dry-run", "."], env=env, cwd=tmp_path)
+    assert res.code == 0, res.err
+    notices = [ln for ln in res.err.splitlines() if "read or write this host" in ln]
+    assert notices == ["notice: build flags that read or write this host: --ssh default; --output type=local,dest=out"]
