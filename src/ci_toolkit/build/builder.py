@@ -6,9 +6,12 @@ Public entry: ``setup_builder(request, settings, reporter, state_dir, dry_run=..
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,11 +89,36 @@ def setup_builder(
 ) -> BuilderResult:
     _validate(req)
     config = buildkitd_toml(settings)
+    if dry_run:
+        return _apply(req, config, reporter, directory, dry_run=True)
+    # Jobs on one runner meet here: inspect -> rm -> create must not interleave.
+    with _builder_lock(directory, req.name):
+        return _apply(req, config, reporter, directory, dry_run=False)
+
+
+@contextlib.contextmanager
+def _builder_lock(directory: Path, name: str) -> Iterator[None]:
+    path = directory / f"{name}.lock"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise ToolkitError.from_os_error(exc, f"cannot lock {path}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _apply(req: BuilderRequest, config: str, reporter: Reporter, directory: Path, *, dry_run: bool) -> BuilderResult:
+    """Reuse, create or recreate. A dry run runs nothing, not even ``buildx inspect``: the
+    stamp alone says whether a builder of this config was set up here."""
     config_path = directory / f"{req.name}.buildkitd.toml"
     stamp_path = directory / f"{req.name}.sha256"
     digest = config_hash(req, config)
-    exists = _exists(req.name, reporter)
     previous = _read(stamp_path)
+    exists = bool(previous) if dry_run else _exists(req.name, reporter)
     if exists and previous == digest:
         reporter.info(f"builder {req.name} is up to date (config {digest[:12]})")
         return BuilderResult(req.name, "reused", str(config_path), config, [])

@@ -20,6 +20,17 @@ class Pruned:
     reason: str
 
 
+def _still_there(infos: list[cache_store.EntryInfo]) -> list[cache_store.EntryInfo]:
+    """Described again after collection; an entry a concurrent prune removed is left out."""
+    found = []
+    for info in infos:
+        try:
+            found.append(cache_store.describe(info.path))
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def prune(
     root: Path,
     *,
@@ -37,7 +48,7 @@ def prune(
         got = cache_store.collect(info.path, grace=grace, dry_run=dry_run)
         done += [Pruned(info.key, "generation", g, "not current") for g in got.generations]
         done += [Pruned(info.key, "temporary", t, "owner gone") for t in got.temporaries]
-    infos = sorted((cache_store.describe(i.path) for i in infos), key=lambda i: i.last_used)
+    infos = sorted(_still_there(infos), key=lambda i: i.last_used)
     now = time.time()
     total = sum(i.size for i in infos)
     for info in infos:

@@ -109,11 +109,12 @@ def _children(path: Path, hexdigest: str) -> list[object]:
 # --- locks --------------------------------------------------------------------------------
 
 
-def _lock_fd(path: Path, mode: int, *, blocking: bool = True) -> int | None:
+def _lock_fd(path: Path, mode: int, *, blocking: bool = True, create: bool = True) -> int | None:
     """Open ``path`` (file or directory) and flock it; None if ``blocking`` is False and the
-    lock is taken. The descriptor is close-on-exec, so buildx never inherits it."""
+    lock is taken. The descriptor is close-on-exec, so buildx never inherits it. Without
+    ``create`` a missing file is FileNotFoundError: readers (``cache ls``) create nothing."""
     # O_NOFOLLOW: a lock (or generation) planted as a symlink is refused, never opened through.
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else os.O_CREAT)
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else os.O_CREAT if create else 0)
     fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
@@ -127,10 +128,11 @@ def _lock_fd(path: Path, mode: int, *, blocking: bool = True) -> int | None:
 
 
 @contextlib.contextmanager
-def entry_lock(entry: Path, mode: int) -> Iterator[None]:
-    """The entry's ``lock`` file, re-opened if the entry was replaced while we waited."""
+def entry_lock(entry: Path, mode: int, *, create: bool = True) -> Iterator[None]:
+    """The entry's ``lock`` file, re-opened if the entry was replaced while we waited. Without
+    ``create``, an entry removed meanwhile (another prune) is FileNotFoundError, not re-made."""
     while True:
-        fd = _lock_fd(entry / "lock", mode)
+        fd = _lock_fd(entry / "lock", mode, create=create)
         assert fd is not None
         try:
             if os.fstat(fd).st_ino == os.stat(entry / "lock").st_ino:
@@ -138,7 +140,8 @@ def entry_lock(entry: Path, mode: int) -> Iterator[None]:
         except FileNotFoundError:
             pass
         os.close(fd)
-        entry.mkdir(parents=True, exist_ok=True)
+        if create:
+            entry.mkdir(parents=True, exist_ok=True)
     try:
         yield
     finally:
@@ -147,7 +150,9 @@ def entry_lock(entry: Path, mode: int) -> Iterator[None]:
 
 def _is_free(path: Path) -> bool:
     try:
-        fd = _lock_fd(path, fcntl.LOCK_EX, blocking=False)
+        fd = _lock_fd(path, fcntl.LOCK_EX, blocking=False, create=False)
+    except FileNotFoundError:
+        return True  # removed meanwhile: nobody uses it
     except OSError:
         return False
     if fd is None:
@@ -315,8 +320,11 @@ def collect(entry: Path, *, grace: float = GRACE_SECONDS, locked: bool = False, 
     """Remove generations that are not current, not in use and older than ``grace`` seconds,
     and exports whose owner is gone."""
     if not locked:
-        with entry_lock(entry, fcntl.LOCK_EX):
-            return collect(entry, grace=grace, locked=True, dry_run=dry_run)
+        try:
+            with entry_lock(entry, fcntl.LOCK_EX, create=False):
+                return collect(entry, grace=grace, locked=True, dry_run=dry_run)
+        except FileNotFoundError:  # the whole entry went (a concurrent prune): nothing to do
+            return Collected((), ())
     current = current_generation(entry)
     now = time.time()
     gens: list[str] = []
@@ -324,7 +332,7 @@ def collect(entry: Path, *, grace: float = GRACE_SECONDS, locked: bool = False, 
     for child in sorted(entry.iterdir()):
         name = child.name
         if name.startswith("gen-") and child != current and child.is_dir():
-            if now - child.stat().st_mtime >= grace and _is_free(child):
+            if now - _mtime(child) >= grace and _is_free(child):
                 gens.append(name)
         elif name.startswith("tmp-") and child.is_dir():
             if _is_free(child):
@@ -341,6 +349,13 @@ def collect(entry: Path, *, grace: float = GRACE_SECONDS, locked: bool = False, 
             else:
                 _discard(path)
     return Collected(tuple(gens), tuple(temps))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 # --- listing ------------------------------------------------------------------------------
@@ -362,8 +377,11 @@ def entries(root: Path) -> list[EntryInfo]:
     found = []
     for child in sorted(root.iterdir()):
         lock = child / "lock"
+        if child.name.startswith(".del-"):
+            continue  # an entry being removed
         if child.is_dir() and not child.is_symlink() and lock.is_file() and not lock.is_symlink():
-            found.append(describe(child))
+            with contextlib.suppress(FileNotFoundError):  # removed by a concurrent prune
+                found.append(describe(child))
     return found
 
 
@@ -403,12 +421,16 @@ def disk_usage(path: Path) -> int:
 
 
 def remove_entry(entry: Path) -> bool:
-    """Remove a whole entry unless one of its generations is in use. True if removed."""
-    with entry_lock(entry, fcntl.LOCK_EX):
-        gens = [c for c in entry.iterdir() if c.name.startswith(("gen-", "tmp-")) and c.is_dir()]
-        if any(not _is_free(g) for g in gens):
-            return False
-        gone = entry.with_name(f".del-{entry.name}-{secrets.token_hex(4)}")
-        os.rename(entry, gone)
+    """Remove a whole entry unless one of its generations is in use. True if removed; False
+    also when a concurrent prune removed it first."""
+    try:
+        with entry_lock(entry, fcntl.LOCK_EX, create=False):
+            gens = [c for c in entry.iterdir() if c.name.startswith(("gen-", "tmp-")) and c.is_dir()]
+            if any(not _is_free(g) for g in gens):
+                return False
+            gone = entry.with_name(f".del-{entry.name}-{secrets.token_hex(4)}")
+            os.rename(entry, gone)
+    except FileNotFoundError:
+        return False
     shutil.rmtree(gone, ignore_errors=True)
     return True
