@@ -10,17 +10,13 @@ index under the step's tag, so later steps resolve their base per platform as us
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
-from ci_toolkit.build import BuildRequest, BuildResult, run_build
+from ci_toolkit.build import BuildHost, BuildRequest, BuildResult, run_build
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.pipeline.model import split_tag
 
-if TYPE_CHECKING:
-    from ci_toolkit.pipeline.run import StepHost
 
-
-def build(request: BuildRequest, host: StepHost, ref: str) -> BuildResult:
+def build(request: BuildRequest, host: BuildHost, ref: str) -> BuildResult:
     """Build ``request`` once per platform, push each to ``<ref>-<os>-<arch>``, then merge
     them into ``ref`` (the step's image in the build registry). The result is the last
     platform's, with the index's digest."""
