@@ -6,15 +6,19 @@ staleness: its owner (host-id, pid, pid-start) is gone. Owners on another host (
 another pid namespace) cannot be checked from here, so such resources are only removed when
 they are older than an explicit ``--older-than``.
 
-Removal runs in parallel: containers first, then networks and volumes (which their containers
-hold). A resource that disappears under us (a concurrent sweep, the owner's own cleanup) is
-reported as ``gone``, not as a failure, so two sweeps at once both succeed."""
+Removal runs in parallel. A network or volume is removed as soon as the containers we remove
+that use it are gone, so the engine's slow network teardown overlaps the container removals
+instead of following all of them. A resource that disappears under us (a concurrent sweep, the
+owner's own cleanup) is reported as ``gone``, not as a failure, so two sweeps at once both
+succeed; an engine error (5xx, a dropped connection) is retried with backoff, never skipped."""
 
 from __future__ import annotations
 
 import dataclasses
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +31,9 @@ KINDS = ("container", "network", "volume")
 # The engine removes containers one by one per request; measured on 100 containers, 64
 # requests in flight match `docker rm` with many ids (fewer were up to 1.8x slower).
 PARALLEL = 64
+# An engine error is retried this many times in all, with backoff (the engine is busy, not wrong).
+ATTEMPTS = 4
+BACKOFF = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +54,8 @@ class Resource:
     labels: Mapping[str, str]
     created: datetime | None
     job_id: str = ""
+    # A container's networks (ids) and volumes (names): removed only after it.
+    uses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,11 +153,8 @@ def sweep(request: SweepRequest, *, client: Any | None = None, now: datetime | N
     host = labels.host_id()
     found = [_with_own_labels(r, request.prefix) for r in listed]
     plan = [(r, *decide(r, request, host_id=host, now=now)) for r in found]
-    outcomes: list[Outcome] = []
-    for kind in KINDS:
-        batch = [(r, remove, why) for r, remove, why in plan if r.kind == kind]
-        outcomes.extend(_apply(api, batch, request.dry_run))
-    return outcomes
+    plan.sort(key=lambda item: KINDS.index(item[0].kind))
+    return _apply(api, plan, request.dry_run)
 
 
 def _with_own_labels(resource: Resource, prefix: str) -> Resource:
@@ -176,7 +182,17 @@ def _container(c: Mapping[str, Any]) -> Resource:
     tags = c.get("Labels") or {}
     names = c.get("Names") or [c["Id"][:12]]
     created = datetime.fromtimestamp(c["Created"], timezone.utc) if c.get("Created") else None
-    return Resource(kind="container", id=c["Id"], name=names[0].lstrip("/"), labels=tags, created=created)
+    networks = ((c.get("NetworkSettings") or {}).get("Networks") or {}).values()
+    uses = [str(n.get("NetworkID") or "") for n in networks]
+    uses += [str(m.get("Name") or "") for m in c.get("Mounts") or [] if m.get("Type") == "volume"]
+    return Resource(
+        kind="container",
+        id=c["Id"],
+        name=names[0].lstrip("/"),
+        labels=tags,
+        created=created,
+        uses=tuple(filter(None, uses)),
+    )
 
 
 def _network(n: Mapping[str, Any]) -> Resource:
@@ -193,22 +209,56 @@ def _volume(v: Mapping[str, Any]) -> Resource:
     )
 
 
-def _apply(api: Any, batch: Sequence[tuple[Resource, bool, str]], dry_run: bool) -> list[Outcome]:
-    def run(item: tuple[Resource, bool, str]) -> Outcome:
-        resource, remove, why = item
+def _apply(api: Any, plan: Sequence[tuple[Resource, bool, str]], dry_run: bool) -> list[Outcome]:
+    """One outcome per planned resource, in plan order. Containers go first; a network or volume
+    is submitted once the last container we remove that uses it is done."""
+    results: dict[int, Outcome] = {}
+    removing = [i for i, (r, remove, why) in enumerate(plan) if remove]
+    for i, (resource, remove, why) in enumerate(plan):
         if not remove:
-            return _outcome(resource, "kept", why)
-        if dry_run:
-            return _outcome(resource, "would-remove", why)
-        return _remove(api, resource, why)
+            results[i] = _outcome(resource, "kept", why)
+        elif dry_run:
+            results[i] = _outcome(resource, "would-remove", why)
+    if dry_run or not removing:
+        return [results[i] for i in range(len(plan))]
+    holders: dict[str, int] = {}
+    for i in removing:
+        for dep in plan[i][0].uses:
+            holders[dep] = holders.get(dep, 0) + 1
+    held = {i for i in removing if plan[i][0].kind != "container" and holders.get(plan[i][0].id, 0)}
+    by_id = {plan[i][0].id: i for i in held}
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(removing))) as pool:
 
-    if len(batch) <= 1:
-        return [run(item) for item in batch]
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(batch))) as pool:
-        return list(pool.map(run, batch))
+        def submit(i: int) -> Future[Outcome]:
+            return pool.submit(_remove, api, plan[i][0], plan[i][2])
+
+        futures = {submit(i): i for i in removing if i not in held}
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                i = futures.pop(future)
+                results[i] = future.result()
+                for dep in plan[i][0].uses:
+                    holders[dep] -= 1
+                    if dep in by_id and holders[dep] == 0:
+                        j = by_id.pop(dep)
+                        futures[submit(j)] = j
+    return [results[i] for i in range(len(plan))]
 
 
 def _remove(api: Any, resource: Resource, why: str) -> Outcome:
+    """Remove one resource; an engine error (5xx, a dropped or timed-out connection) is the
+    engine being busy: wait and try again, and only then report it as failed."""
+    for attempt in range(ATTEMPTS):
+        outcome, retry = _remove_once(api, resource, why)
+        if not retry or attempt + 1 == ATTEMPTS:
+            return outcome
+        time.sleep(BACKOFF * 2**attempt * random.uniform(0.5, 1.0))
+    raise AssertionError("unreachable")
+
+
+def _remove_once(api: Any, resource: Resource, why: str) -> tuple[Outcome, bool]:
+    """(outcome, whether the failure is worth a retry)."""
     import docker.errors
     import requests
 
@@ -220,17 +270,19 @@ def _remove(api: Any, resource: Resource, why: str) -> Outcome:
         else:
             api.remove_volume(resource.id, force=True)
     except docker.errors.NotFound:
-        return _outcome(resource, "gone", "already removed")
+        return _outcome(resource, "gone", "already removed"), False
     except docker.errors.APIError as exc:
         text = str(exc.explanation or exc)
         if "already in progress" in text:
-            return _outcome(resource, "gone", "being removed by someone else")
+            return _outcome(resource, "gone", "being removed by someone else"), False
         if exc.status_code in (403, 409) and resource.kind != "container":
-            return _outcome(resource, "kept", f"still in use ({text})")
-        return _outcome(resource, "failed", text)
+            return _outcome(resource, "kept", f"still in use ({text})"), False
+        return _outcome(resource, "failed", text), (exc.status_code or 500) >= 500
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        return _outcome(resource, "failed", f"{type(exc).__name__}: {exc}"), True
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        return _outcome(resource, "failed", f"{type(exc).__name__}: {exc}")
-    return _outcome(resource, "removed", why)
+        return _outcome(resource, "failed", f"{type(exc).__name__}: {exc}"), False
+    return _outcome(resource, "removed", why), False
 
 
 def _outcome(resource: Resource, action: str, reason: str) -> Outcome:

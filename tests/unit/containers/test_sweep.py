@@ -56,3 +56,89 @@ def test_nothing_selected_is_bad_input() -> None:
     with pytest.raises(ToolkitError) as info:
         check_request(SweepRequest(prefix="p"))
     assert info.value.exit_code == 2
+
+
+class _Engine:
+    """Records removals; a network refuses while a container that uses it is still there, and
+    the first removal of ``flaky`` answers 500 (the engine busy)."""
+
+    def __init__(self, containers: dict[str, tuple[str, ...]], flaky: str = "") -> None:
+        import threading
+
+        self.containers = dict(containers)
+        self.flaky = flaky
+        self.removed: list[str] = []
+        self.lock = threading.Lock()
+
+    def remove_container(self, ident: str, **_: object) -> None:
+        import docker.errors
+
+        with self.lock:
+            if ident == self.flaky:
+                self.flaky = ""
+                raise docker.errors.APIError("busy", response=_Status(500), explanation="engine busy")
+            self.containers.pop(ident)
+            self.removed.append(ident)
+
+    def remove_network(self, ident: str) -> None:
+        import docker.errors
+
+        with self.lock:
+            if any(ident in uses for uses in self.containers.values()):
+                raise docker.errors.APIError("in use", response=_Status(403), explanation="has active endpoints")
+            self.removed.append(ident)
+
+    def remove_volume(self, ident: str, **_: object) -> None:
+        self.remove_network(ident)
+
+
+class _Status:
+    def __init__(self, code: int) -> None:
+        self.status_code = code
+        self.reason = ""
+
+
+def _resource(kind: str, ident: str, uses: tuple[str, ...] = ()) -> Resource:
+    return Resource(kind=kind, id=ident, name=ident, labels={}, created=NOW, uses=uses)
+
+
+def test_networks_and_volumes_go_after_their_containers_and_engine_errors_are_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ci_toolkit.containers import sweep
+
+    monkeypatch.setattr(sweep, "BACKOFF", 0.001)
+    uses = {f"c{i}": (f"n{i}", "shared-vol") for i in range(20)}
+    engine = _Engine(uses, flaky="c3")
+    plan = [(_resource("container", c, u), True, "job") for c, u in uses.items()]
+    plan += [(_resource("network", f"n{i}"), True, "job") for i in range(20)]
+    plan += [(_resource("volume", "shared-vol"), True, "job"), (_resource("network", "lonely"), True, "job")]
+    plan += [(_resource("network", "theirs"), False, "belongs to job other")]
+    outcomes = sweep._apply(engine, plan, dry_run=False)
+    assert [o.name for o in outcomes] == [r.name for r, _, _ in plan]
+    assert {o.name: o.action for o in outcomes} == {
+        **{r.name: "removed" for r, remove, _ in plan if remove},
+        "theirs": "kept",
+    }
+    order = engine.removed
+    assert all(order.index(f"c{i}") < order.index(f"n{i}") for i in range(20))
+    assert order.index("shared-vol") > max(order.index(c) for c in uses)
+    assert "c3" in order  # the 500 was retried, not reported
+
+
+def test_an_engine_that_stays_broken_is_a_failure_after_the_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_toolkit.containers import sweep
+
+    monkeypatch.setattr(sweep, "BACKOFF", 0.001)
+    calls: list[str] = []
+
+    class Broken:
+        def remove_container(self, ident: str, **_: object) -> None:
+            import docker.errors
+
+            calls.append(ident)
+            raise docker.errors.APIError("boom", response=_Status(500), explanation="driver failed")
+
+    [outcome] = sweep._apply(Broken(), [(_resource("container", "c"), True, "job")], dry_run=False)
+    assert (outcome.action, outcome.reason) == ("failed", "driver failed")
+    assert calls == ["c"] * sweep.ATTEMPTS
