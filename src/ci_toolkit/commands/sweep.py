@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         dry_run=app.dry_run,
     )
     check_request(request)
-    outcomes = sweep(request)
+    outcomes = sweep(request, env=app.env)
     counts = Counter(o.action for o in outcomes)
     lines = [
         f"{o.action:<12} {o.kind:<9} {o.name}  ({o.reason}{f'; job {o.job_id}' if o.job_id else ''})" for o in outcomes

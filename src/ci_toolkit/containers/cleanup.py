@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -39,24 +40,49 @@ def is_unreachable(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def engine_errors(what: str) -> Iterator[None]:
-    """The Docker SDK's failures as the toolkit's: the engine unreachable is a missing
-    environment (3), a request it refuses (or a reply it cuts short) a failed operation (1),
-    a request it calls malformed (HTTP 400) bad input (2)."""
+    """The engine's failures as the toolkit's: the engine unreachable is a missing environment
+    (3), a request it refuses (or a reply it cuts short) a failed operation (1), a request it
+    calls malformed (HTTP 400) bad input (2). Both clients: ``engine.EngineAPI`` and the Docker
+    SDK (whose modules are only looked at when something already imported them)."""
+    try:
+        yield
+    except ToolkitError:
+        raise
+    except Exception as exc:
+        failure = _engine_failure(what, exc)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
+def _engine_failure(what: str, exc: Exception) -> ToolkitError | None:
+    from ci_toolkit.containers.engine import EngineError
+    from ci_toolkit.core.http import TransportError
+
+    unreachable = ToolkitError.missing(f"{what}: cannot reach the Docker engine ({exc}): start it or set DOCKER_HOST")
+    if isinstance(exc, EngineError):
+        return _refused(what, exc.status_code, exc.explanation)
+    if isinstance(exc, TransportError):
+        if exc.reason == "timed out":
+            return ToolkitError.failed(f"{what}: the Docker engine did not answer ({exc.reason})")
+        return unreachable
+    if "docker.errors" not in sys.modules:
+        return None
     import docker.errors
     import requests
 
-    try:
-        yield
-    except docker.errors.APIError as exc:
-        reason = " ".join(str(exc.explanation or exc).split())
-        code = 2 if exc.status_code == 400 else 1
-        raise ToolkitError(f"{what}: the Docker engine refused: {reason}", code) from exc
-    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as exc:
-        raise ToolkitError.missing(
-            f"{what}: cannot reach the Docker engine ({exc}): start it or set DOCKER_HOST"
-        ) from exc
-    except requests.exceptions.RequestException as exc:
-        raise ToolkitError.failed(f"{what}: the Docker engine did not answer ({type(exc).__name__}: {exc})") from exc
+    if isinstance(exc, docker.errors.APIError):
+        return _refused(what, exc.status_code, str(exc.explanation or exc))
+    if isinstance(exc, (docker.errors.DockerException, requests.exceptions.ConnectionError)):
+        return unreachable
+    if isinstance(exc, requests.exceptions.RequestException):
+        return ToolkitError.failed(f"{what}: the Docker engine did not answer ({type(exc).__name__}: {exc})")
+    return None
+
+
+def _refused(what: str, status: int | None, explanation: str) -> ToolkitError:
+    reason = " ".join(explanation.split())
+    return ToolkitError(f"{what}: the Docker engine refused: {reason}", 2 if status == 400 else 1)
 
 
 def engine_client(timeout: int = 60, pool: int = PARALLEL) -> Any:

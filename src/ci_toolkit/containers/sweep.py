@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ci_toolkit.containers import cleanup, labels
+from ci_toolkit.containers import cleanup, engine, labels
 from ci_toolkit.core import units
 from ci_toolkit.core.errors import ToolkitError
 
@@ -143,11 +143,19 @@ def _human(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def sweep(request: SweepRequest, *, client: Any | None = None, now: datetime | None = None) -> list[Outcome]:
-    """List, decide, remove (unless dry-run). Returns one outcome per resource considered."""
+def sweep(
+    request: SweepRequest,
+    *,
+    client: Any | None = None,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """List, decide, remove (unless dry-run). Returns one outcome per resource considered.
+    With ``env`` and a unix-socket engine, the engine is reached without the Docker SDK."""
     check_request(request)
     with cleanup.engine_errors("sweep: listing resources"):
-        api = (client or cleanup.engine_client(pool=PARALLEL)).api
+        api = client.api if client else (engine.connect(env) if env is not None else None)
+        api = api or cleanup.engine_client(pool=PARALLEL).api
         listed = list_resources(api, request)
     now = now or datetime.now(timezone.utc)
     host = labels.host_id()
@@ -182,8 +190,9 @@ def _container(c: Mapping[str, Any]) -> Resource:
     tags = c.get("Labels") or {}
     names = c.get("Names") or [c["Id"][:12]]
     created = datetime.fromtimestamp(c["Created"], timezone.utc) if c.get("Created") else None
-    networks = ((c.get("NetworkSettings") or {}).get("Networks") or {}).values()
-    uses = [str(n.get("NetworkID") or "") for n in networks]
+    networks = ((c.get("NetworkSettings") or {}).get("Networks") or {}).items()
+    # By name and id: a container that never started has no NetworkID yet.
+    uses = [str(key) for name, n in networks for key in (name, n.get("NetworkID") or "")]
     uses += [str(m.get("Name") or "") for m in c.get("Mounts") or [] if m.get("Type") == "volume"]
     return Resource(
         kind="container",
@@ -213,7 +222,7 @@ def _apply(api: Any, plan: Sequence[tuple[Resource, bool, str]], dry_run: bool) 
     """One outcome per planned resource, in plan order. Containers go first; a network or volume
     is submitted once the last container we remove that uses it is done."""
     results: dict[int, Outcome] = {}
-    removing = [i for i, (r, remove, why) in enumerate(plan) if remove]
+    removing = [i for i, (_, remove, _) in enumerate(plan) if remove]
     for i, (resource, remove, why) in enumerate(plan):
         if not remove:
             results[i] = _outcome(resource, "kept", why)
@@ -221,29 +230,53 @@ def _apply(api: Any, plan: Sequence[tuple[Resource, bool, str]], dry_run: bool) 
             results[i] = _outcome(resource, "would-remove", why)
     if dry_run or not removing:
         return [results[i] for i in range(len(plan))]
-    holders: dict[str, int] = {}
-    for i in removing:
-        for dep in plan[i][0].uses:
-            holders[dep] = holders.get(dep, 0) + 1
-    held = {i for i in removing if plan[i][0].kind != "container" and holders.get(plan[i][0].id, 0)}
-    by_id = {plan[i][0].id: i for i in held}
+    holders, held_by = _holders(plan, removing)
+    containers_left = sum(1 for i in removing if plan[i][0].kind == "container")
+    early: set[int] = set()
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(removing))) as pool:
 
         def submit(i: int) -> Future[Outcome]:
+            if plan[i][0].kind != "container" and containers_left:
+                early.add(i)
             return pool.submit(_remove, api, plan[i][0], plan[i][2])
 
-        futures = {submit(i): i for i in removing if i not in held}
+        futures = {submit(i): i for i in removing if not holders.get(i)}
         while futures:
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
                 i = futures.pop(future)
                 results[i] = future.result()
-                for dep in plan[i][0].uses:
-                    holders[dep] -= 1
-                    if dep in by_id and holders[dep] == 0:
-                        j = by_id.pop(dep)
+                containers_left -= plan[i][0].kind == "container"
+                for j in held_by.get(i, ()):
+                    holders[j] -= 1
+                    if not holders[j]:
                         futures[submit(j)] = j
+        # An attachment the listing did not show (a container created but never started) made
+        # an early removal find the network in use: now that every container is gone, again.
+        again = [i for i in early if results[i].action == "kept"]
+        for i, outcome in zip(again, pool.map(lambda i: _remove(api, plan[i][0], plan[i][2]), again), strict=True):
+            results[i] = outcome
     return [results[i] for i in range(len(plan))]
+
+
+def _holders(
+    plan: Sequence[tuple[Resource, bool, str]], removing: Sequence[int]
+) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """For each network or volume we remove, how many containers we remove use it (by id or
+    name), and for each such container, which of them it holds."""
+    by_key: dict[str, int] = {}
+    for i in removing:
+        resource = plan[i][0]
+        if resource.kind != "container":
+            by_key.update({resource.id: i, resource.name: i})
+    holders: dict[int, int] = {}
+    held_by: dict[int, list[int]] = {}
+    for i in removing:
+        held = {by_key[key] for key in plan[i][0].uses if key in by_key}
+        held_by[i] = sorted(held)
+        for j in held:
+            holders[j] = holders.get(j, 0) + 1
+    return holders, held_by
 
 
 def _remove(api: Any, resource: Resource, why: str) -> Outcome:
@@ -258,10 +291,9 @@ def _remove(api: Any, resource: Resource, why: str) -> Outcome:
 
 
 def _remove_once(api: Any, resource: Resource, why: str) -> tuple[Outcome, bool]:
-    """(outcome, whether the failure is worth a retry)."""
-    import docker.errors
-    import requests
-
+    """(outcome, whether the failure is worth a retry). ``api`` is ``engine.EngineAPI`` or the
+    Docker SDK's APIClient: both raise errors with ``status_code`` and ``explanation``, and a
+    dropped or timed-out connection is an OSError in both (requests' errors are IOErrors)."""
     try:
         if resource.kind == "container":
             api.remove_container(resource.id, force=True, v=True)
@@ -269,19 +301,20 @@ def _remove_once(api: Any, resource: Resource, why: str) -> tuple[Outcome, bool]
             api.remove_network(resource.id)
         else:
             api.remove_volume(resource.id, force=True)
-    except docker.errors.NotFound:
-        return _outcome(resource, "gone", "already removed"), False
-    except docker.errors.APIError as exc:
-        text = str(exc.explanation or exc)
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        text = str(getattr(exc, "explanation", None) or exc)
+        if status is None:
+            if not isinstance(exc, OSError) and not type(exc).__module__.startswith("docker"):
+                raise  # not the engine's answer: a bug, reported as one
+            return _outcome(resource, "failed", f"{type(exc).__name__}: {exc}"), isinstance(exc, OSError)
+        if status == 404:
+            return _outcome(resource, "gone", "already removed"), False
         if "already in progress" in text:
             return _outcome(resource, "gone", "being removed by someone else"), False
-        if exc.status_code in (403, 409) and resource.kind != "container":
+        if status in (403, 409) and resource.kind != "container":
             return _outcome(resource, "kept", f"still in use ({text})"), False
-        return _outcome(resource, "failed", text), (exc.status_code or 500) >= 500
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        return _outcome(resource, "failed", f"{type(exc).__name__}: {exc}"), True
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        return _outcome(resource, "failed", f"{type(exc).__name__}: {exc}"), False
+        return _outcome(resource, "failed", text), status >= 500
     return _outcome(resource, "removed", why), False
 
 

@@ -55,10 +55,12 @@ class Response:
 
 
 class Session:
-    """One keep-alive connection per scheme://host:port. Not thread-safe."""
+    """One keep-alive connection per scheme://host:port. Not thread-safe. With
+    ``unix_socket``, every ``http://`` URL is sent over that socket (the Docker engine's API)."""
 
-    def __init__(self, *, verify: bool = True) -> None:
+    def __init__(self, *, verify: bool = True, unix_socket: str = "") -> None:
         self.verify = verify
+        self.unix_socket = unix_socket
         self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
 
     def get(self, url: str, **kw: Any) -> Response:
@@ -138,12 +140,30 @@ class Session:
         return Response(raw.status, cast("Mapping[str, str]", raw.headers), content, url)
 
     def _connect(self, scheme: str, netloc: str, connect_timeout: float) -> http.client.HTTPConnection:
+        if scheme == "http" and self.unix_socket:
+            return _UnixConnection(self.unix_socket, timeout=connect_timeout)
         if scheme == "http":
             return http.client.HTTPConnection(netloc, timeout=connect_timeout, blocksize=BLOCK)
         if scheme != "https":
             raise TransportError(f"unsupported URL scheme {scheme!r}")
         context = _tls_context(self.verify)
         return http.client.HTTPSConnection(netloc, timeout=connect_timeout, context=context, blocksize=BLOCK)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, *, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 _CONTEXTS: dict[bool, Any] = {}
@@ -174,6 +194,8 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, FileNotFoundError | PermissionError):
+        return (exc.strerror or str(exc)).lower()
     if isinstance(exc, http.client.RemoteDisconnected):
         return "connection closed without an answer"
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
