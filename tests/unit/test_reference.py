@@ -91,18 +91,23 @@ def _yaml_blocks(markdown: str) -> list[object]:
     return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", markdown, re.S)]
 
 
-def test_quick_starts_use_existing_action_inputs_and_template_jobs() -> None:
+def test_quick_starts_use_existing_action_inputs_and_component_inputs() -> None:
     quick = _block(README.read_text(), "quickstart")
     inputs = set(yaml.safe_load((REPO / "action.yml").read_text())["inputs"])
-    template = yaml.safe_load((REPO / "templates" / "gitlab-ci.yml").read_text())
     github, gitlab = _yaml_blocks(quick)
     assert isinstance(github, dict) and isinstance(gitlab, dict)
     action_steps = [s for job in github["jobs"].values() for s in job["steps"] if "ci-toolkit@" in s.get("uses", "")]
     assert len(action_steps) == 3
     for step in action_steps:
         assert set(step["with"]) <= inputs
-    extends = [job["extends"] for name, job in gitlab.items() if isinstance(job, dict) and "extends" in job]
-    assert extends and all(e in template for e in extends)
+    includes = [i["component"] for i in gitlab["include"]]
+    assert includes
+    for include in includes:
+        name, _, version = include.rsplit("/", 1)[1].partition("@")
+        spec = next(yaml.safe_load_all((REPO / "templates" / name / "template.yml").read_text()))["spec"]
+        assert version == spec["inputs"]["version"]["default"], include
+        given = next(i.get("inputs", {}) for i in gitlab["include"] if i["component"] == include)
+        assert set(given) <= set(spec["inputs"]), include
     documented = quick.split("Inputs:", 1)[1].split("Outputs:", 1)[0]
     for name in inputs:
         assert f"`{name}`" in documented, f"the quick start does not list the input {name!r}"

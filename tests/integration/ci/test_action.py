@@ -3,8 +3,6 @@ against the test bed: build pushes to the local registry, promote moves `latest`
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import re
 import shutil
@@ -19,6 +17,7 @@ from types import ModuleType
 import pytest
 import yaml
 
+from tests.helpers import load_script
 from tests.integration.ci.test_action_support import (
     REPO,
     ActionRun,
@@ -146,13 +145,7 @@ def test_bad_inputs_fail_with_one_error_line(
 
 
 def _load_ci_action() -> ModuleType:
-    path = REPO / "scripts" / "ci-action"
-    loader = importlib.machinery.SourceFileLoader("ci_action", str(path))
-    spec = importlib.util.spec_from_loader("ci_action", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "ci-action", "ci_action")
 
 
 def test_action_inputs_all_reach_the_launcher_through_env() -> None:

@@ -313,3 +313,31 @@ def run_lines(lines: list[str], env: Mapping[str, str], cwd: Path, timeout: floa
         timeout=timeout,
     )
     return proc.returncode, proc.stdout
+
+
+# --- Releases: a tagged copy of this working tree, built as the release workflow builds it ----
+
+
+def run_checked(argv: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{argv}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def tagged_checkout(dest: Path, version: str) -> Path:
+    """This working tree committed in a new repository and tagged v<version>."""
+    source = copy_checkout(dest)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C", str(source)]
+    run_checked([*git, "init", "--quiet"])
+    run_checked([*git, "add", "--all"])
+    run_checked([*git, "commit", "--quiet", "--message", "release"])
+    run_checked([*git, "tag", f"v{version}"])
+    return source
+
+
+def build_dist(source: Path, outdir: Path) -> list[Path]:
+    """`python -m build` (no isolation: the test venv has the backend, from the `test` extra)."""
+    import sys
+
+    run_checked([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(outdir), str(source)])
+    return sorted(outdir.iterdir())
