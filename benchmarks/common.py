@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +62,41 @@ def warm_bytecode() -> None:
 
     package = str(Path(ci_toolkit.__file__).parent)
     subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True, capture_output=True)
+
+
+def job_env(**extra: str) -> dict[str, str]:
+    """A CI job's environment: nothing from this machine's that could change a build, but the
+    engine from DOCKER_HOST (a private engine for the benchmarks that wipe it; default: the
+    main engine, as CI would use)."""
+    keep = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")
+    return {**{k: os.environ[k] for k in keep if k in os.environ}, **extra}
+
+
+def toolkit(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> str:
+    """``ci-toolkit -q ARGS``; its stderr (buildx's progress is in it) on success."""
+    proc = subprocess.run([sys.executable, "-m", "ci_toolkit", "-q", *args], cwd=cwd, env=dict(env or job_env()),
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"ci-toolkit {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return proc.stderr
+
+
+def raw_buildx(args: list[str], cwd: Path) -> str:
+    """``docker buildx build --progress plain ARGS``; its progress output."""
+    proc = subprocess.run(["docker", "buildx", "build", "--progress", "plain", *args], cwd=cwd, env=job_env(),
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"docker buildx build {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return proc.stderr
+
+
+def engine_wipe(*images: str) -> None:
+    """What an ephemeral runner loses: the engine's whole build cache and the images named.
+    Breaks every other build on that engine: point DOCKER_HOST at an engine of your own."""
+    if images:
+        subprocess.run(["docker", "image", "rm", "-f", *images], env=job_env(), capture_output=True, check=False)
+    subprocess.run(["docker", "buildx", "prune", "-af"], env=job_env(), capture_output=True, check=True)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from ci_toolkit.build import argv as build_args
-from ci_toolkit.build import by_digest, refusals
+from ci_toolkit.build import refusals, warm
 from ci_toolkit.build.extra_args import expand, host_access
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
+from ci_toolkit.cache import last_build
+from ci_toolkit.cache import mounts as cache_mounts
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.cache.backends import CachePlan, local_args, plan_cache, resolve_root
 from ci_toolkit.cache.keys import derive_key, validate_key
@@ -28,6 +30,8 @@ _STEP = re.compile(r"^#(\d+) (\[(?:[^\]]* )?\d+/\d+\] .*)$")
 _CACHED = re.compile(r"^#(\d+) CACHED\s*$")
 _ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
 _LOG = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
+_IMPORT = re.compile(r"^#(\d+) importing cache manifest from ")
+_DONE = re.compile(r"^#(\d+) DONE (\d+(?:\.\d+)?)s$")
 
 
 @dataclasses.dataclass
@@ -38,12 +42,22 @@ class _Tally(Reporter):
     cached: set[str] = dataclasses.field(default_factory=set)
     logs: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
+    imports: set[str] = dataclasses.field(default_factory=set)
+    import_seconds: float = 0.0
+
+    def ran(self) -> list[str]:
+        """The steps that ran (not served from the cache)."""
+        return [text for vertex, text in self.steps.items() if vertex not in self.cached]
 
     def passthrough(self, text: str) -> None:
         super().passthrough(text)
         line = text.rstrip("\n")
         if m := _STEP.match(line):
             self.steps.setdefault(m.group(1), m.group(2))
+        elif m := _IMPORT.match(line):
+            self.imports.add(m.group(1))
+        elif (m := _DONE.match(line)) and m.group(1) in self.imports:
+            self.import_seconds += float(m.group(2))
         elif m := _CACHED.match(line):
             self.cached.add(m.group(1))
         elif m := _ERROR.match(line):
@@ -74,6 +88,7 @@ class _Ran:
     metadata: dict[str, Any]
     build_seconds: float
     cache_seconds: float
+    cache: warm.Outcome
     pushed: tuple[str, ...] = ()
 
 
@@ -100,6 +115,8 @@ def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
     user_annotations = build_args.check_annotations(request.annotations)
     tags = tuple(dict.fromkeys(build_args.check_tag(t) for t in (*request.tags, *git_tags)))
     if request.push_by_digest:
+        from ci_toolkit.build import by_digest
+
         by_digest.check(tags, platforms, push=request.push, load=request.load)
     build_args.check_names(request.build_args, request.labels, request.build_contexts)
     context, dockerfile = build_args.resolve_paths(
@@ -190,6 +207,8 @@ def _plan_cache(
         extra_args=extra,
         cwd=cwd,
         home=Path(env["HOME"]) if env.get("HOME") else None,
+        compression=settings.cache_compression,
+        compression_level=settings.cache_compression_level,
     )
     if plan.notice:
         host.reporter.info(f"notice: {plan.notice}")
@@ -209,9 +228,17 @@ def _build_and_commit(
     tally: _Tally,
 ) -> _Ran:
     cache_from, cache_to = prepared.plan.cache_from, prepared.plan.cache_to
+    outcome = warm.Outcome()
+    if prepared.plan.entry is not None:
+        outcome.entry = str(prepared.plan.entry)
+        outcome.transport = warm.transport(host.settings, host.env, host.ci.provider)
+    live = session if session is not None and not host.dry_run else None
+    mounts: tuple[cache_mounts.CacheMount, ...] = ()
     if session is not None:
         f, t = local_args(prepared.plan, session.source, session.export_dir)
         cache_from, cache_to = tuple(f), tuple(t)
+        mounts = warm.find_mounts(request.dockerfile_text, prepared.dockerfile, host.settings)
+    helper = _warm_up(request, host, prepared, live, mounts, outcome)
     with tempfile.TemporaryDirectory(prefix="ci-toolkit-build-") as tmp:
         metadata_path = Path(tmp) / "metadata.json"
         argv = _assemble(request, host, prepared, cache_from, cache_to, metadata_path)
@@ -221,13 +248,38 @@ def _build_and_commit(
         metadata = _read_metadata(metadata_path, host.dry_run)
         pushed: tuple[str, ...] = ()
         if request.push_by_digest and not host.dry_run:
+            from ci_toolkit.build import by_digest
+
             pushed = by_digest.push(Path(tmp) / "layout", metadata, prepared.tags, host=host)
         build_seconds = time.monotonic() - build_start
         _write_metadata_file(request, host, metadata)
+    outcome.import_seconds = round(tally.import_seconds, 3)
     cache_start = time.monotonic()
-    if session is not None and not host.dry_run:
-        _commit(session, host.reporter)
-    return _Ran(argv, metadata, build_seconds, time.monotonic() - cache_start, pushed)
+    if live is not None and helper is not None:
+        changed = bool(mounts) and warm.save(helper, live, mounts, tally.ran(), host.settings, outcome)
+        warm.commit(live, host.reporter, outcome, mounts_changed=changed)
+        warm.travel(live, outcome, host.env)
+        last_build.record(live.entry, outcome.as_dict())
+    return _Ran(argv, metadata, build_seconds, time.monotonic() - cache_start, outcome, pushed)
+
+
+def _warm_up(
+    request: BuildRequest,
+    host: BuildHost,
+    prepared: _Prepared,
+    live: cache_store.Session | None,
+    mounts: tuple[cache_mounts.CacheMount, ...],
+    outcome: warm.Outcome,
+) -> cache_mounts.Helper | None:
+    """Before buildx: what the build imports, and its cache mounts restored."""
+    if live is None:
+        return None
+    warm.imported(live, outcome)
+    builder = request.builder or host.settings.builder
+    helper = warm.helper(host.settings, prepared.build_args, builder, host.env, host.reporter)
+    if mounts:
+        warm.restore(helper, live, mounts, outcome)
+    return helper
 
 
 def _assemble(
@@ -256,13 +308,21 @@ def _assemble(
             extra_args=prepared.plan.extra_args,
             metadata_file=str(metadata_path),
             builder=request.builder or host.settings.builder,
-            outputs=by_digest.output_args(metadata_path.parent / "layout") if request.push_by_digest else (),
+            outputs=_digest_outputs(request, metadata_path),
             provenance=request.provenance,
             sbom=request.sbom,
             attests=request.attests,
             annotations=prepared.annotations,
         )
     )
+
+
+def _digest_outputs(request: BuildRequest, metadata_path: Path) -> tuple[str, ...]:
+    if not request.push_by_digest:
+        return ()
+    from ci_toolkit.build import by_digest  # lazily: registry code most builds never use
+
+    return tuple(by_digest.output_args(metadata_path.parent / "layout"))
 
 
 def _write_metadata_file(request: BuildRequest, host: BuildHost, metadata: Mapping[str, Any]) -> None:
@@ -289,6 +349,7 @@ def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> Bu
         },
         metadata=ran.metadata,
         argv=tuple(ran.argv),
+        cache=ran.cache.as_dict(),
     )
 
 
@@ -303,19 +364,6 @@ def _open(plan: CachePlan, dry_run: bool) -> cache_store.Session | None:
         return cache_store.open_session(plan.entry, plan.key)
     except OSError as exc:
         raise ToolkitError.failed(f"cannot use the cache directory {plan.entry}: {exc.strerror or exc}") from exc
-
-
-def _commit(session: cache_store.Session, reporter: Reporter) -> None:
-    # The image is built either way: a cache that fails its check is dropped, not fatal.
-    try:
-        gen = session.commit()
-    except cache_store.InvalidLayout as exc:
-        reporter.warning(f"cache export not kept ({exc}); the previous cache stays current")
-        return
-    except OSError as exc:
-        reporter.warning(f"cache export not kept ({exc.strerror or exc}); the previous cache stays current")
-        return
-    reporter.debug(f"cache generation {gen} is now current")
 
 
 def _run_buildx(argv: list[str], tally: _Tally, request: BuildRequest, host: BuildHost, env: Mapping[str, str]) -> None:

@@ -97,6 +97,9 @@ class BuildResult:
     metadata: Mapping[str, Any]
     """The buildx metadata file's content."""
     argv: tuple[str, ...] = ()
+    cache: Mapping[str, Any] = field(default_factory=dict)
+    """What happened to the cache: imported bytes/seconds, export committed/unchanged/failed,
+    the generation, cache mounts restored/saved (``build.warm.Outcome``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -107,4 +110,5 @@ class BuildResult:
             "cache_hits": self.cache_hits,
             "cache_steps": self.cache_steps,
             "durations": dict(self.durations),
+            "cache": dict(self.cache),
         }

@@ -3,19 +3,18 @@ seed's raw ``type=local`` pair recognised in extra args and turned into a manage
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_toolkit.cache import store
+from ci_toolkit.cache import last_build, store
 from ci_toolkit.cache.keys import key_dirname
 from ci_toolkit.core.errors import ToolkitError
 
 BACKENDS = ("local", "registry", "gha", "none")
+COMPRESSIONS = ("zstd", "gzip", "uncompressed")
 _CACHE_FLAGS = ("--cache-to", "--cache-from")
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -64,10 +63,15 @@ def plan_cache(
     extra_args: Sequence[str],
     cwd: Path,
     home: Path | None = None,
+    compression: str = "zstd",
+    compression_level: int = 0,
 ) -> CachePlan:
-    """Decide the cache for one build. Creates nothing."""
+    """Decide the cache for one build. Creates nothing. ``compression`` (and a level, 0:
+    BuildKit's default) applies to the exports the toolkit writes; a ``compression=`` the
+    user put in their own ``--cache-to`` wins."""
     if backend not in BACKENDS:
         raise ToolkitError.bad_input(f"unknown cache backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    packing = _compression_options(compression, compression_level)
     found = _cache_flags(extra_args)
     pair = _local_pair(found)
     if pair is not None:
@@ -79,19 +83,23 @@ def plan_cache(
             return CachePlan("extra-args", key, extra_args=tuple(extra_args), warning=warning + " unchanged")
         rest = _without_flags(extra_args)
         notice = f"managing {entry} as a cache store entry (atomic swap, bounded size) for the raw type=local pair"
+        if "compression" not in options:
+            options = {**options, **packing}
         return CachePlan("local", entry.name or key, entry, options, extra_args=rest, notice=notice)
     if found:
         # The user set the cache themselves: theirs alone, unchanged, or exports would double.
         return CachePlan("extra-args", key, extra_args=tuple(extra_args))
     if backend == "local":
-        return CachePlan("local", key, root / key_dirname(key), {"mode": "max"}, extra_args=tuple(extra_args))
+        options = {"mode": "max", **packing}
+        return CachePlan("local", key, root / key_dirname(key), options, extra_args=tuple(extra_args))
+    packed = "".join(f",{k}={v}" for k, v in packing.items())
     if backend == "registry":
         full = f"{_check_ref(ref)}:{registry_tag(key)}"
         return CachePlan(
             "registry",
             key,
             cache_from=(f"type=registry,ref={full}",),
-            cache_to=(f"type=registry,ref={full},mode=max,image-manifest=true,oci-mediatypes=true",),
+            cache_to=(f"type=registry,ref={full},mode=max,image-manifest=true,oci-mediatypes=true{packed}",),
             extra_args=tuple(extra_args),
         )
     if backend == "gha":
@@ -100,7 +108,7 @@ def plan_cache(
             "gha",
             key,
             cache_from=(f"type=gha,scope={scope}",),
-            cache_to=(f"type=gha,scope={scope},mode=max",),
+            cache_to=(f"type=gha,scope={scope},mode=max{packed}",),
             extra_args=tuple(extra_args),
         )
     return CachePlan("none", key, extra_args=tuple(extra_args))
@@ -144,8 +152,8 @@ SYSTEM_DIRS = frozenset(
 )
 _SYSTEM_TREES = ("/proc/", "/sys/", "/dev/", "/etc/", "/boot/", "/usr/", "/bin/", "/sbin/", "/lib/")
 # What a toolkit entry holds, and what a raw `--cache-to type=local` export writes (migrated).
-ENTRY_NAMES = frozenset({"current", "lock", "key"}) | frozenset(store.LEGACY_FILES)
-ENTRY_PREFIXES = ("gen-", "tmp-", "del-", "current.new-", "key.", ".key.")
+ENTRY_NAMES = frozenset({"current", "lock", "key", last_build.NAME}) | frozenset(store.LEGACY_FILES)
+ENTRY_PREFIXES = ("gen-", "tmp-", "del-", "current.new-", "key.", ".key.", f".{last_build.NAME}.")
 
 
 def unmanageable(entry: Path, root: Path, home: Path | None) -> str:
@@ -170,6 +178,23 @@ def unmanageable(entry: Path, root: Path, home: Path | None) -> str:
     return ""
 
 
+def _compression_options(compression: str, level: int) -> dict[str, str]:
+    # zstd: B5 (benchmarks/bench_warm.py) measured warm imports after an engine wipe faster
+    # than with gzip; BuildKit reads either, so a store written with gzip stays usable.
+    if compression not in COMPRESSIONS:
+        raise ToolkitError.bad_input(
+            f"unknown cache compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}"
+        )
+    if level < 0 or level > 22:
+        raise ToolkitError.bad_input(f"cache compression level {level} is out of range (0: default, 1-22)")
+    # force-compression: without it BuildKit exports the gzip blobs the image export already
+    # made (B5 measured zstd-requested caches byte-identical to gzip ones).
+    options = {"compression": compression, "force-compression": "true"}
+    if level and compression != "uncompressed":
+        options["compression-level"] = str(level)
+    return options
+
+
 def local_args(plan: CachePlan, source: Path | None, export: Path) -> tuple[list[str], list[str]]:
     """``--cache-from``/``--cache-to`` values for a local entry's session."""
     options = {k: v for k, v in plan.to_options.items() if k not in ("type", "dest")}
@@ -182,6 +207,8 @@ def registry_tag(key: str) -> str:
     safe = _TAG_UNSAFE.sub("-", key).strip("-.")
     if safe == key and len(key) <= 100:
         return f"cache-{key}"
+    import hashlib  # lazily, like csv below: a build starts faster without them
+
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"cache-{safe[:80]}--{digest}"
 
@@ -225,6 +252,8 @@ def _without_flags(tokens: Sequence[str]) -> tuple[str, ...]:
 
 
 def _parse_csv(value: str) -> dict[str, str] | None:
+    import csv
+
     try:
         fields = next(csv.reader([value]))
     except (csv.Error, StopIteration):

@@ -8,7 +8,6 @@ a directory.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 
@@ -39,6 +38,8 @@ def key_dirname(key: str) -> str:
     """The directory name under the cache root for ``key``: safe and collision-free."""
     if _PLAIN.fullmatch(key) and key not in _RESERVED and not key.startswith(("gen-", "tmp-", "del-")):
         return key
+    import hashlib  # lazily: only long or unsafe keys need it, and every build imports keys
+
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     prefix = _UNSAFE.sub("-", key).strip("-.")[:64] or "key"
     return f"{prefix}~{digest}"

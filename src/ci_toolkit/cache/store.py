@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_toolkit.cache.mounts import read_index
 from ci_toolkit.core.files import fsync_dir, read_no_follow, write_atomic
 
 GRACE_SECONDS = 10.0
@@ -192,6 +193,18 @@ class Session:
     _source_fd: int | None = None
     _export_fd: int | None = None
     committed: Path | None = None
+
+    def unchanged(self) -> bool:
+        """The export's cache manifest is the one ``current`` has: nothing to swap in. BuildKit
+        writes index.json last and names the cache manifest by digest, so equal bytes mean
+        an identical cache; one small read instead of verifying the whole export."""
+        if self.source is None or self.source == self.entry:
+            return False
+        try:
+            exported = (self.export_dir / "index.json").read_bytes()
+            return exported == (self.source / "index.json").read_bytes()
+        except OSError:
+            return False
 
     def commit(self) -> Path:
         """Verify the export, drop unreferenced blobs, make it a generation, swap ``current``
@@ -369,6 +382,8 @@ class EntryInfo:
     generations: int
     last_used: float
     in_use: bool
+    mounts: tuple[tuple[str, int], ...] = ()
+    """The cache mounts ``current`` holds: (key, bytes)."""
 
 
 def entries(root: Path) -> list[EntryInfo]:
@@ -400,6 +415,7 @@ def describe(entry: Path) -> EntryInfo:
         generations=len(gens),
         last_used=(entry / "lock").stat().st_mtime,
         in_use=any(not _is_free(g) for g in gens) or (current is not None and not _is_free(current)),
+        mounts=tuple((m.key, m.size) for m in read_index(current)),
     )
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,8 @@ def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:
         f"built {refs}\n  digest: {result.digest or '-'}\n"
         f"  cache: {result.cache_backend} key {result.cache_key!r}, "
         f"{result.cache_hits}/{result.cache_steps} steps cached\n"
-        f"  time: {result.durations['total']:.1f}s (buildx {result.durations['build']:.1f}s)"
+        + (f"  {_cache_line(result.cache)}\n" if result.cache.get("entry") else "")
+        + f"  time: {result.durations['total']:.1f}s (buildx {result.durations['build']:.1f}s)"
     )
     if app.dry_run:
         app.reporter.result(data, human)
@@ -152,6 +154,7 @@ def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:
         "cache-hit": str(cache_hit).lower(),
         "cache-hits": str(result.cache_hits),
         "cache-steps": str(result.cache_steps),
+        **_cache_outputs(result.cache),
         **extra,
     }
     app.reporter.result(data, human, outputs=outputs)
@@ -159,4 +162,37 @@ def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:
         "| image | digest | cache key | cached steps | seconds |\n|---|---|---|---|---|\n"
         f"| {refs} | `{result.digest or '-'}` | `{result.cache_key}` | {result.cache_hits}/{result.cache_steps} "
         f"| {result.durations['total']:.1f} |"
+        + (f"\n\n{_cache_line(result.cache)}" if result.cache.get("entry") else "")
     )
+
+
+def _cache_outputs(cache: Mapping[str, Any]) -> dict[str, str]:
+    """The cache's side of the build as step outputs; the launcher saves a CI cache on them."""
+    if not cache.get("entry"):
+        return {}
+    names = ("entry", "export", "generation", "transport", "imported_bytes", "import_seconds", "mounts_state",
+             "mounts_restored_bytes", "mounts_saved_bytes")  # fmt: skip
+    return {f"cache-{name.replace('_', '-')}": str(cache.get(name, "")) for name in names}
+
+
+def _cache_line(cache: Mapping[str, Any]) -> str:
+    """One line: imported, exported or skipped, cache mounts, transport."""
+    export = {"committed": f"exported {cache.get('generation')}", "unchanged": "export skipped (unchanged)"}
+    parts = [
+        f"cache imported {_mib(cache.get('imported_bytes', 0))} ({cache.get('import_seconds', 0)}s manifest)",
+        export.get(str(cache.get("export")), f"export {cache.get('export')}"),
+    ]
+    if cache.get("mounts"):
+        parts.append(
+            f"cache mounts {cache.get('mounts_state')}: restored {_mib(cache.get('mounts_restored_bytes', 0))}, "
+            f"saved {_mib(cache.get('mounts_saved_bytes', 0))}"
+        )
+    if cache.get("transport", "none") != "none":
+        restored = cache.get("transport_restored") or "nothing restored"
+        saving = "a new generation to save" if cache.get("export") == "committed" else "nothing new to save"
+        parts.append(f"transport {cache.get('transport')}: {restored}, {saving}")
+    return "; ".join(parts)
+
+
+def _mib(n: object) -> str:
+    return f"{int(str(n or 0)) / 2**20:.1f} MiB"

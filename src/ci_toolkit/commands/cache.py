@@ -44,6 +44,7 @@ def _size(n: int) -> str:
 
 
 def run_ls(args: argparse.Namespace, app: App) -> int:
+    from ci_toolkit.cache import last_build
     from ci_toolkit.cache import store as cache_store
 
     root = _root(args, app)
@@ -56,12 +57,15 @@ def run_ls(args: argparse.Namespace, app: App) -> int:
             "generations": i.generations,
             "last_used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(i.last_used)),
             "in_use": i.in_use,
+            "mounts": [{"key": key, "size": size} for key, size in i.mounts],
+            "last_build": last_build.read(i.path),
         }
         for i in infos
     ]
-    lines = [f"{'KEY':<40} {'SIZE':>10} {'GENS':>4}  LAST USED"]
+    lines = [f"{'KEY':<40} {'SIZE':>10} {'GENS':>4}  {'LAST USED':<20}  MOUNTS"]
     lines += [
-        f"{r['key']:<40} {_size(i.size):>10} {r['generations']:>4}  {r['last_used']}"
+        f"{r['key']:<40} {_size(i.size):>10} {r['generations']:>4}  {r['last_used']:<20}  "
+        + (", ".join(f"{key} {_size(size)}" for key, size in i.mounts) or "-")
         for r, i in zip(rows, infos, strict=True)
     ]
     if not rows:

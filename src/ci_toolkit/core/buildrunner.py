@@ -8,8 +8,6 @@ settings cascade needs, so ``config`` can load a ``buildrunner.yaml`` without th
 
 from __future__ import annotations
 
-import hashlib
-import platform
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -90,7 +88,7 @@ def template_aliases(
         "BUILDRUNNER_BUILD_TIME": build_time,
         "BUILDRUNNER_STEP_NAME": STEP_NAME_MARK,
         "BUILDRUNNER_STEP_ID": STEP_ID_MARK,
-        "BUILDRUNNER_ARCH": platform.machine(),
+        "BUILDRUNNER_ARCH": _machine(),
         "VCSINFO_NAME": source_dir.name,
         "VCSINFO_BRANCH": context.get("GIT_BRANCH", ""),
         "VCSINFO_ID": sha,
@@ -106,6 +104,8 @@ def _checksum(base: Path) -> Callable[..., str]:
     """buildrunner's ``checksum("a", "b")``: one SHA-1 over the named files' contents."""
 
     def checksum(*names: str) -> str:
+        import hashlib
+
         digest = hashlib.sha1(usedforsecurity=False)
         for name in names:
             try:
@@ -115,3 +115,9 @@ def _checksum(base: Path) -> Callable[..., str]:
         return digest.hexdigest()
 
     return checksum
+
+
+def _machine() -> str:
+    import platform  # lazily: every command loads the configuration, few read buildrunner files
+
+    return platform.machine()

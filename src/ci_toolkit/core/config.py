@@ -4,7 +4,6 @@ before it is parsed as YAML. Everything is resolved once, in ``load``, from a pa
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -333,6 +332,8 @@ def _settings_only(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _suggest(key: str, choices: set[str]) -> str:
+    import difflib  # only on bad input
+
     close = difflib.get_close_matches(key, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

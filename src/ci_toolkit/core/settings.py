@@ -69,6 +69,38 @@ class Settings:
     cache_root: str = _setting("", "str", "Local build cache root (default: $XDG_CACHE_HOME/ci-toolkit/buildx).")
     cache_backend: str = _setting("local", "str", "Build cache backend.", choices=("local", "registry", "gha", "none"))
     cache_ref: str = _setting("", "str", "Repository for the registry cache backend.")
+    cache_compression: str = _setting(
+        "zstd",
+        "str",
+        "Compression of the cache blobs the toolkit exports (zstd imports faster after an engine wipe).",
+        choices=("zstd", "gzip", "uncompressed"),
+    )
+    cache_compression_level: int = _setting(
+        0, "int", "Compression level of exported cache blobs (0: BuildKit's default for the compression)."
+    )
+    cache_mounts: list[str] = _setting(
+        ["auto"],
+        "list",
+        "RUN --mount=type=cache content kept in the local cache store across engines: auto (every cache mount "
+        "of the Dockerfile), none, or the mount ids (targets when a mount has no id) to keep.",
+    )
+    cache_mounts_max_size: str = _setting(
+        "2G", "str", "Size bound of the cache mounts saved per cache key (oldest files evicted first)."
+    )
+    cache_mounts_image: str = _setting(
+        "library/busybox:latest",
+        "str",
+        "Image of the helper builds that move cache mount content (a shell and tar; a path without a registry "
+        "host is pulled from the docker-registry setting's registry).",
+    )
+    cache_transport: str = _setting(
+        "auto",
+        "str",
+        "How the local cache entry travels when the runner keeps no disk: a CI cache service restores it before "
+        "the build and saves it after (the entry then keeps one generation). auto: actions-cache on "
+        "GitHub-hosted runners, else none.",
+        choices=("auto", "actions-cache", "gitlab-cache", "cirrus-cache", "none"),
+    )
     cache_max_size: str = _setting("20G", "str", "Default size bound for `cache prune`.")
     cache_max_age: str = _setting("14d", "str", "Default age bound for `cache prune`.")
     build_number_label: bool = _setting(True, "bool", "Add the toolkit's build-number label to images.")

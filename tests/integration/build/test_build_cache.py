@@ -20,7 +20,7 @@ import requests
 
 from ci_toolkit.cache import store as cache_store
 
-from .conftest import PUSH_REGISTRY
+from ..conftest import PUSH_REGISTRY
 
 DOCKERFILE = """\
 ARG DOCKER_REGISTRY=docker.io

@@ -69,7 +69,43 @@ def test_seed_pair_is_managed() -> None:
     assert plan.backend == "local" and plan.entry == Path("/cache/docker/asan")
     assert plan.extra_args == ("--pull",)
     assert plan.to_options["mode"] == "max"
+    assert plan.to_options["compression"] == "zstd"
     assert "managing /cache/docker/asan" in plan.notice
+
+
+def test_compression_is_zstd_unless_the_user_chose() -> None:
+    extra = ["--cache-to", "type=local,dest=/c,mode=max,compression=gzip", "--cache-from", "type=local,src=/c"]
+    plan = plan_cache(backend="local", key="k1", root=Path("/r"), ref="", extra_args=extra, cwd=Path("/w"))
+    assert plan.to_options["compression"] == "gzip"
+    plan = plan_cache(
+        backend="local", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"), compression_level=9
+    )
+    assert plan.to_options == {
+        "mode": "max",
+        "compression": "zstd",
+        "force-compression": "true",
+        "compression-level": "9",
+    }
+    plan = plan_cache(
+        backend="local", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"), compression="gzip"
+    )
+    assert plan.to_options == {"mode": "max", "compression": "gzip", "force-compression": "true"}
+
+
+@pytest.mark.parametrize(("compression", "level"), [("brotli", 0), ("zstd", 23), ("gzip", -1)])
+def test_bad_compression_is_bad_input(compression: str, level: int) -> None:
+    with pytest.raises(ToolkitError) as info:
+        plan_cache(
+            backend="local",
+            key="k",
+            root=Path("/r"),
+            ref="",
+            extra_args=[],
+            cwd=Path("/w"),
+            compression=compression,
+            compression_level=level,
+        )
+    assert info.value.exit_code == EXIT_INPUT
 
 
 @pytest.mark.parametrize(
@@ -93,7 +129,8 @@ def test_registry_backend() -> None:
     tag = registry_tag("a/b c")
     assert plan.cache_from == (f"type=registry,ref=127.0.0.1:5000/cache:{tag}",)
     assert plan.cache_to == (
-        f"type=registry,ref=127.0.0.1:5000/cache:{tag},mode=max,image-manifest=true,oci-mediatypes=true",
+        f"type=registry,ref=127.0.0.1:5000/cache:{tag},mode=max,image-manifest=true,oci-mediatypes=true"
+        ",compression=zstd,force-compression=true",
     )
     assert registry_tag("ci_native_asan") == "cache-ci_native_asan"
 
@@ -107,7 +144,9 @@ def test_registry_backend_needs_a_plain_repository(ref: str) -> None:
 
 def test_gha_and_none() -> None:
     gha = plan_cache(backend="gha", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"))
-    assert gha.cache_from == ("type=gha,scope=k1",) and gha.cache_to == ("type=gha,scope=k1,mode=max",)
+    assert gha.cache_from == ("type=gha,scope=k1",) and gha.cache_to == (
+        "type=gha,scope=k1,mode=max,compression=zstd,force-compression=true",
+    )
     none = plan_cache(backend="none", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"))
     assert not none.cache_from and not none.cache_to and none.entry is None
 

@@ -174,3 +174,22 @@ def test_prune_lru_and_age(tmp_path: Path) -> None:
     assert prune(tmp_path, max_size=10**12, max_age=60) == []
     os.utime(new / "lock", (past, past))
     assert [p.name for p in prune(tmp_path, max_size=10**12, max_age=60)] == ["new"]
+
+
+def test_an_export_equal_to_current_is_unchanged(tmp_path: Path) -> None:
+    entry = tmp_path / "k"
+    gen = build_once(entry, b"one", b"two")
+    same = cache_store.open_session(entry, "k")
+    try:
+        write_layout(same.export_dir, b"one", b"two")
+        assert same.unchanged()
+    finally:
+        same.close()
+    assert cache_store.current_generation(entry) == gen
+    assert not list(entry.glob("tmp-*"))
+    other = cache_store.open_session(entry, "k")
+    try:
+        write_layout(other.export_dir, b"one", b"three")
+        assert not other.unchanged()
+    finally:
+        other.close()

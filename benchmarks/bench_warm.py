@@ -1,0 +1,164 @@
+"""Warm builds on ephemeral runners (issue 14), side by side in one run:
+
+B5 real size: a CI image shaped like Bitcoin Core's (benchmarks/images/realsize: debian:trixie,
+   a large layer of build tools, a task layer of -dev packages). Interleaved, each after an
+   engine wipe with the cache directory kept: cold, warm (3x), and three rebuilds that change
+   the task layer; raw `docker buildx build` with the Bitcoin Core seed's exact
+   CI_IMAGE_BUILD_EXTRA_ARGS against `ci-toolkit build` with the same value.
+
+Every build here runs after `docker buildx prune -af`: point DOCKER_HOST at an engine of your
+own (`scripts/bootstrap --engine NAME`), never a shared one. `scripts/bootstrap --with debian`
+provides debian:trixie; the package layers come from Debian's mirror.
+CI_TOOLKIT_BENCH_SMALL=1 shrinks the package lists for a quick check; report figures from the
+real-size run. CI_TOOLKIT_BENCH_B5_VARIANTS=gzip,zstd:9 adds toolkit runs with other cache
+compressions (COMPRESSION[:LEVEL]) to the same interleaved run, for choosing the default.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.common import Ratio, engine_wipe, job_env, mib, raw_buildx, toolkit
+from ci_toolkit.cache import store as cache_store
+
+REALSIZE = Path(__file__).resolve().parent / "images" / "realsize"
+SMALL = os.environ.get("CI_TOOLKIT_BENCH_SMALL") == "1"
+SMALL_ARGS = ["BASE_PACKAGES=ccache python3-minimal", "TASK_PACKAGES=libevent-dev"]
+VARIANTS = [v for v in os.environ.get("CI_TOOLKIT_BENCH_B5_VARIANTS", "").split(",") if v]
+
+
+def seed_value(cache_dir: Path) -> str:
+    """The Bitcoin Core seed's CI_IMAGE_BUILD_EXTRA_ARGS (shared/seeds/002)."""
+    return f"--cache-to type=local,dest={cache_dir},mode=max --cache-from type=local,src={cache_dir}"
+
+
+@dataclass
+class Side:
+    """One way of building (raw buildx or ci-toolkit) with its own cache directory."""
+
+    name: str
+    build: Callable[[int], None]
+    cache_dir: Path
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    def timed(self, phase: str, rev: int) -> None:
+        start = time.perf_counter()
+        self.build(rev)
+        self.times.setdefault(phase, []).append(time.perf_counter() - start)
+
+    def size(self) -> int:
+        if (self.cache_dir / "current").is_symlink():
+            # Generations younger than the grace period are kept on purpose: measure after it.
+            time.sleep(cache_store.GRACE_SECONDS + 1)
+            cache_store.collect(self.cache_dir)
+        return cache_store.disk_usage(self.cache_dir)
+
+    def median(self, phase: str) -> float:
+        return statistics.median(self.times[phase])
+
+
+def _build_args(rev: int) -> list[str]:
+    args = [f"TASK_REV={rev}", *(SMALL_ARGS if SMALL else [])]
+    return [token for arg in args for token in ("--build-arg", arg)]
+
+
+def _toolkit_side(name: str, cache_dir: Path, tag: str, settings: dict[str, str]) -> Side:
+    def ours(rev: int) -> None:
+        env = job_env(CI_IMAGE_BUILD_EXTRA_ARGS=seed_value(cache_dir), **settings)
+        args = ["build", "--file", str(REALSIZE / "Dockerfile"), *_build_args(rev), "--tag", tag, str(REALSIZE)]
+        toolkit(args, REALSIZE, env)
+
+    return Side(name, ours, cache_dir)
+
+
+def _sides(tmp: Path, tag: str) -> list[Side]:
+    raw_dir = tmp / "raw-cache"
+
+    def raw(rev: int) -> None:
+        seed = seed_value(raw_dir).split()
+        raw_buildx(["--file", str(REALSIZE / "Dockerfile"), "--build-arg", "DOCKER_REGISTRY=docker.io",
+                    *_build_args(rev), "--tag", tag, *seed, str(REALSIZE)], REALSIZE)  # fmt: skip
+
+    sides = [Side("raw", raw, raw_dir), _toolkit_side("toolkit", tmp / "toolkit-cache", tag, {})]
+    for variant in VARIANTS:
+        compression, _, level = variant.partition(":")
+        settings = {"CI_TOOLKIT_CACHE_COMPRESSION": compression, "CI_TOOLKIT_CACHE_COMPRESSION_LEVEL": level or "0"}
+        sides.append(_toolkit_side(f"toolkit {variant}", tmp / f"toolkit-{compression}-{level}", tag, settings))
+    return sides
+
+
+def b5_realsize(tmp: Path) -> list[Ratio]:
+    tag = f"ci-toolkit-bench-b5-{uuid.uuid4().hex[:12]}:latest"
+    sides = _sides(tmp, tag)
+    raw, ours = sides[0], sides[1]
+    sizes: dict[str, list[int]] = {s.name: [] for s in sides}
+    plan = [("cold", 1), ("warm", 1), ("warm", 1), ("warm", 1), ("changed", 2), ("changed", 3), ("changed", 4)]
+    try:
+        for i, (phase, rev) in enumerate(plan):
+            for side in sides if i % 2 == 0 else sides[::-1]:
+                engine_wipe(tag)
+                side.timed(phase, rev)
+            if phase == "cold" or rev == 4:
+                for side in sides:
+                    sizes[side.name].append(side.size())
+    finally:
+        engine_wipe(tag)
+    cold, warm, changed = (ours.median(p) for p in ("cold", "warm", "changed"))
+    r_cold, r_warm, r_changed = (raw.median(p) for p in ("cold", "warm", "changed"))
+    growth, r_growth = (sizes[n][1] / sizes[n][0] for n in ("toolkit", "raw"))
+    label = "B5 real size" + (" (SMALL)" if SMALL else "")
+    return [
+        *_rows(label, sides, sizes),
+        Ratio(
+            f"{label}: toolkit warm / cold after wipe",
+            warm / cold,
+            "<= 0.15",
+            f"{warm:.1f} s / {cold:.1f} s",
+            f"raw: {r_warm:.1f} s / {r_cold:.1f} s = {r_warm / r_cold:.3f}",
+        ),
+        Ratio(f"{label}: warm after wipe, toolkit / raw", warm / r_warm, "<= 0.7", f"{warm:.1f} s", f"{r_warm:.1f} s"),
+        Ratio(
+            f"{label}: changed task layer after wipe, toolkit / raw",
+            changed / r_changed,
+            "<= 1.0",
+            f"{changed:.1f} s",
+            f"{r_changed:.1f} s",
+        ),
+        Ratio(
+            f"{label}: cache after 3 changed rebuilds / after 1",
+            growth,
+            "<= 1.15",
+            f"{mib(sizes['toolkit'][0])} -> {mib(sizes['toolkit'][1])}",
+            f"raw: {mib(sizes['raw'][0])} -> {mib(sizes['raw'][1])} ({r_growth:.2f}x)",
+        ),
+    ]
+
+
+def _rows(label: str, sides: list[Side], sizes: dict[str, list[int]]) -> list[Ratio]:
+    """One row per compression variant: its warm build against the default's."""
+    ours = sides[1]
+    rows = []
+    for side in sides[2:]:
+        warm, cold = side.median("warm"), side.median("cold")
+        rows.append(Ratio(f"{label}: warm, {side.name} / toolkit default", warm / ours.median("warm"), "<= 1.0",
+                          f"warm {warm:.1f} s, cold {cold:.1f} s, changed {side.median('changed'):.1f} s, "
+                          f"cache {mib(sizes[side.name][0])}",
+                          f"warm {ours.median('warm'):.1f} s, cold {ours.median('cold'):.1f} s, "
+                          f"cache {mib(sizes[ours.name][0])}"))  # fmt: skip
+    return rows
+
+
+def run() -> list[Ratio]:
+    tmp = Path(tempfile.mkdtemp(prefix="ci-toolkit-bench-warm-"))
+    try:
+        return b5_realsize(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,30 @@
+"""What the last build on a key did with its cache (imported, exported or unchanged, cache
+mounts, transport), kept beside the entry's generations so ``cache ls`` can show it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+NAME = "last-build.json"
+
+
+def record(entry: Path, outcome: Mapping[str, Any]) -> None:
+    """Best effort, atomic (a reader sees the old or the new record, never half of one)."""
+    tmp = entry / f".{NAME}.{os.getpid()}"
+    try:
+        tmp.write_text(json.dumps(dict(outcome), sort_keys=True), encoding="utf-8")
+        os.replace(tmp, entry / NAME)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def read(entry: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((entry / NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
