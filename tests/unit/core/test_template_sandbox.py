@@ -156,3 +156,14 @@ def test_ordinary_templates_still_render(tmp_path: Path, template: str) -> None:
     (tmp_path / "ci-toolkit.yaml").write_text(f'job-id: "{template}"\n')
     result = run_cli(["config", "show", "--json"], cwd=tmp_path)
     assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize("payload", PAYLOADS[:12])
+def test_a_buildrunner_file_renders_in_the_same_sandbox(tmp_path: Path, payload: str) -> None:
+    canary = tmp_path / "CANARY"
+    text = payload.replace("{canary}", str(canary))
+    (tmp_path / "buildrunner.yaml").write_text(f'# line 1\nsteps:\n  app:\n    run:\n      cmd: "{text}"\n')
+    result = run_cli(["pipeline", "plan"], cwd=tmp_path)
+    assert result.code == 2, result
+    assert len(result.error_lines) == 1 and "buildrunner.yaml:5" in result.error_lines[0], result.err
+    assert not canary.exists()
