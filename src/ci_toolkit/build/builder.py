@@ -22,7 +22,7 @@ from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.mirror.render import buildkitd_toml
 
-DRIVERS = ("docker-container", "remote", "kubernetes")
+DRIVERS = ("docker-container", "remote", "kubernetes", "docker")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +52,8 @@ def state_dir(env: Mapping[str, str]) -> Path:
 def _validate(req: BuilderRequest) -> None:
     if req.driver not in DRIVERS:
         raise ToolkitError.bad_input(f"--driver must be one of {', '.join(DRIVERS)}, got {req.driver!r}")
+    if req.driver == "docker" and not req.endpoint:
+        raise ToolkitError.bad_input("--driver docker needs --endpoint (the engine: unix:///path/docker.sock)")
     if req.driver == "remote" and not req.endpoint:
         raise ToolkitError.bad_input("--driver remote needs --endpoint (e.g. tcp://buildkitd:1234)")
     if not req.name or not all(c.isalnum() or c in "-_." for c in req.name):
@@ -88,6 +90,11 @@ def setup_builder(
     req: BuilderRequest, settings: Settings, reporter: Reporter, directory: Path, *, dry_run: bool = False
 ) -> BuilderResult:
     _validate(req)
+    if req.driver == "docker":
+        from ci_toolkit.build.context import ensure_context
+
+        action, commands = ensure_context(req.name, req.endpoint, reporter, dry_run=dry_run)
+        return BuilderResult(req.name, action, "", "", commands)
     config = buildkitd_toml(settings)
     if dry_run:
         return _apply(req, config, reporter, directory, dry_run=True)

@@ -28,11 +28,17 @@ class Check:
     fix: str = ""
 
 
-def run_checks(settings: Settings, reporter: Reporter) -> list[Check]:
+def run_checks(
+    settings: Settings, reporter: Reporter, *, builder: str = "", platforms: tuple[str, ...] = ()
+) -> list[Check]:
+    """``platforms``: emulation for these is required (default: linux/arm64, advisory);
+    ``builder``: that buildx builder must be reachable."""
     checks = _engine_checks()
     engine_ok = checks[0].ok
     checks.append(_buildx_check(reporter) if engine_ok else Check("buildx", False, "engine missing", True))
-    checks.extend(_emulation_checks())
+    if builder:
+        checks.append(_builder_check(builder, reporter))
+    checks.extend(_emulation_checks(platforms))
     checks.extend(_registry_check(host, settings) for host in configured_registries(settings))
     return checks
 
@@ -103,21 +109,43 @@ def _buildx_check(reporter: Reporter) -> Check:
     return Check("buildx", bool(version), version or "missing", True, fix)
 
 
-def _emulation_checks() -> list[Check]:
+def _emulation_checks(platforms: tuple[str, ...]) -> list[Check]:
+    from ci_toolkit.build import emulation
+
     checks = []
-    for platform, handler in EMULATED.items():
-        entry = BINFMT_DIR / handler
-        enabled = entry.is_file() and entry.read_text(errors="replace").startswith("enabled")
-        checks.append(
-            Check(
-                f"emulation {platform}",
-                enabled,
-                f"binfmt {handler} enabled" if enabled else f"no binfmt handler {handler}",
-                False,
-                f"install qemu-user-static and binfmt-support, then update-binfmts --enable {handler}",
-            )
-        )
+    for platform in platforms or tuple(EMULATED):
+        enabled = emulation.runnable(platform, BINFMT_DIR)
+        name = emulation.handler(platform)
+        detail = f"native or binfmt {name} enabled" if enabled else f"no binfmt handler {name}"
+        checks.append(Check(f"emulation {platform}", enabled, detail, bool(platforms), emulation.hint([platform])))
     return checks
+
+
+def _builder_check(name: str, reporter: Reporter) -> Check:
+    """``buildx inspect --bootstrap``: the builder exists, starts, and says what it builds."""
+    done = proc.run(
+        ["docker", "buildx", "inspect", "--bootstrap", name],
+        reporter,
+        capture=True,
+        check=False,
+        echo=False,
+        what="buildx inspect",
+    )
+    fields: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    ok = done.returncode == 0 and fields.get("Status") == "running"
+    detail = (
+        f"{fields.get('Driver', '?')} driver, {fields.get('Endpoint', '?')}, platforms {fields.get('Platforms', '?')}"
+        if ok
+        else (done.stderr_tail.strip().splitlines() or [f"status {fields.get('Status', 'unknown')}"])[-1]
+    )
+    fix = (
+        f"create it: ci-toolkit setup-builder --name {name} (--driver docker --endpoint unix:///... for another engine)"
+    )
+    return Check(f"builder {name}", ok, detail, True, fix)
 
 
 def _registry_check(host: MirrorHost, settings: Settings) -> Check:

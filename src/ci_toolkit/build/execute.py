@@ -388,7 +388,12 @@ def _run_buildx(argv: list[str], tally: _Tally, request: BuildRequest, host: Bui
             if exc.exit_code == EXIT_ENVIRONMENT:
                 raise
             seen[0] = "\n".join([exc.message, *tally.errors.values()])
-            raise _explain_failure(exc, tally, host, request.push) from exc
+            from ci_toolkit.build import emulation
+
+            logs = "\n".join(line for lines in tally.logs.values() for line in lines)
+            raise emulation.explain(f"{seen[0]}\n{logs}", request.platforms) or _explain_failure(
+                exc, tally, host, request.push
+            ) from exc
 
     what = f"push of {request.tags[0]}" if request.push and request.tags else "docker buildx build"
     policy = retry.settings_policy(host.settings)

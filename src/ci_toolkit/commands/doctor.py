@@ -10,11 +10,16 @@ from ci_toolkit.core.errors import EXIT_ENVIRONMENT
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("doctor", parents=[common], help="check engine, buildx, emulation, registries")
+    parser.add_argument("--builder", default="", metavar="NAME", help="also check this buildx builder")
+    parser.add_argument(
+        "--platform", action="append", default=[], metavar="P[,P...]", help="require emulation for these platforms"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, app: App) -> int:
-    checks = run_checks(app.settings, app.reporter)
+    platforms = tuple(p.strip() for item in args.platform for p in item.split(",") if p.strip())
+    checks = run_checks(app.settings, app.reporter, builder=args.builder or "", platforms=platforms)
     width = max(len(c.name) for c in checks)
     lines = [
         f"{'OK' if c.ok else ('MISSING' if c.required else 'WARN'):<8} {c.name:<{width}}  {c.detail}" for c in checks

@@ -20,10 +20,20 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", action="store_true", help="start the builder now")
     parser.add_argument("--use", action="store_true", help="make it the current builder")
     parser.add_argument("--state-dir", metavar="DIR", help="where configs and hashes are kept")
+    parser.add_argument(
+        "--emulation",
+        nargs="?",
+        const=",".join(("linux/arm64", "linux/amd64")),
+        default=None,
+        metavar="P[,P...]",
+        help="enable QEMU binfmt handlers for these platforms (default: linux/arm64,linux/amd64), then stop",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, app: App) -> int:
+    if args.emulation is not None:
+        return _emulation(args.emulation, app)
     request = BuilderRequest(
         name=args.name,
         driver=args.driver,
@@ -36,4 +46,17 @@ def run(args: argparse.Namespace, app: App) -> int:
     result = setup_builder(request, app.settings, app.reporter, directory, dry_run=app.dry_run)
     prefix = "dry run, nothing changed: would have " if app.dry_run and result.action != "reused" else ""
     app.reporter.result(dataclasses.asdict(result), f"{prefix}{result.action} builder {result.name}", outputs={})
+    return 0
+
+
+def _emulation(value: str, app: App) -> int:
+    from ci_toolkit.build import emulation
+
+    platforms = tuple(p.strip() for p in value.split(",") if p.strip())
+    for platform in platforms:
+        emulation.handler(platform)  # unknown platform: bad input before anything runs
+    enabled = emulation.enable(platforms, app.reporter, dry_run=app.dry_run)
+    verb = "would enable" if app.dry_run else "enabled"
+    human = f"emulation {verb} for {', '.join(enabled)}" if enabled else f"emulation ready for {', '.join(platforms)}"
+    app.reporter.result({"platforms": list(platforms), "enabled": enabled}, human, outputs={})
     return 0
