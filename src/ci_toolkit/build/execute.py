@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_toolkit.build import argv as build_args
-from ci_toolkit.build import refusals, warm
+from ci_toolkit.build import disk_full, refusals, warm
 from ci_toolkit.build.extra_args import expand, host_access
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
 from ci_toolkit.cache import last_build
@@ -90,6 +90,7 @@ class _Ran:
     cache_seconds: float
     cache: warm.Outcome
     pushed: tuple[str, ...] = ()
+    cache_saved: bool = True
 
 
 def execute(request: BuildRequest, host: BuildHost) -> BuildResult:
@@ -242,9 +243,8 @@ def _build_and_commit(
     with tempfile.TemporaryDirectory(prefix="ci-toolkit-build-") as tmp:
         metadata_path = Path(tmp) / "metadata.json"
         argv = _assemble(request, host, prepared, cache_from, cache_to, metadata_path)
-        argv, hidden = build_args.secret_build_args(argv, host.reporter.masker)
         build_start = time.monotonic()
-        _run_buildx(argv, tally, request, host, {**host.env, **hidden})
+        argv, unsaved = _build_keeping_image(request, host, prepared, session, tally, argv, cache_from, metadata_path)
         metadata = _read_metadata(metadata_path, host.dry_run)
         pushed: tuple[str, ...] = ()
         if request.push_by_digest and not host.dry_run:
@@ -255,12 +255,48 @@ def _build_and_commit(
         _write_metadata_file(request, host, metadata)
     outcome.import_seconds = round(tally.import_seconds, 3)
     cache_start = time.monotonic()
-    if live is not None and helper is not None:
+    if live is not None and helper is not None and not unsaved:
         changed = bool(mounts) and warm.save(helper, live, mounts, tally.ran(), host.settings, outcome)
         warm.commit(live, host.reporter, outcome, mounts_changed=changed)
         warm.travel(live, outcome, host.env)
         last_build.record(live.entry, outcome.as_dict())
-    return _Ran(argv, metadata, build_seconds, time.monotonic() - cache_start, outcome, pushed)
+    unsaved = unsaved or outcome.unsaved
+    if unsaved:
+        failure = disk_full.not_saved(unsaved, host.settings.cache_required)
+        if failure is not None:
+            raise failure
+        host.reporter.warning(unsaved)
+    seconds = time.monotonic() - cache_start
+    return _Ran(argv, metadata, build_seconds, seconds, outcome, pushed, cache_saved=not unsaved)
+
+
+def _build_keeping_image(
+    request: BuildRequest,
+    host: BuildHost,
+    prepared: _Prepared,
+    session: cache_store.Session | None,
+    tally: _Tally,
+    argv: list[str],
+    cache_from: tuple[str, ...],
+    metadata_path: Path,
+) -> tuple[list[str], str]:
+    """buildx; when what failed is the cache export to our directory hitting the disk (full,
+    read-only, forbidden), once more without it (BuildKit's own cache makes that cheap), so
+    the image result stands. Returns the argv that ran and why the cache is not saved."""
+    shown, hidden = build_args.secret_build_args(argv, host.reporter.masker)
+    try:
+        _run_buildx(shown, tally, request, host, {**host.env, **hidden})
+        return shown, ""
+    except ToolkitError as exc:
+        code = disk_full.export_failure(exc.message, session.export_dir) if session is not None else None
+        if code is None or session is None:
+            raise
+        unsaved = disk_full.message(prepared.plan.key, session.entry.parent, code)
+    shown, hidden = build_args.secret_build_args(
+        _assemble(request, host, prepared, cache_from, (), metadata_path), host.reporter.masker
+    )
+    _run_buildx(shown, tally, request, host, {**host.env, **hidden})
+    return shown, unsaved
 
 
 def _warm_up(
@@ -350,6 +386,7 @@ def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> Bu
         metadata=ran.metadata,
         argv=tuple(ran.argv),
         cache=ran.cache.as_dict(),
+        cache_saved=ran.cache_saved,
     )
 
 

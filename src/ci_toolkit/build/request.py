@@ -100,9 +100,12 @@ class BuildResult:
     cache: Mapping[str, Any] = field(default_factory=dict)
     """What happened to the cache: imported bytes/seconds, export committed/unchanged/failed,
     the generation, cache mounts restored/saved (``build.warm.Outcome``)."""
+    cache_saved: bool = True
+    """False when the local cache could not be written (full, read-only, forbidden)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "cache_saved": self.cache_saved,
             "digest": self.digest,
             "image_refs": list(self.image_refs),
             "cache_key": self.cache_key,

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ci_toolkit.build import disk_full
 from ci_toolkit.cache import mounts as cache_mounts
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.core.errors import ToolkitError
@@ -38,6 +39,8 @@ class Outcome:
     """The CI cache that carries the entry (``cache-transport``), or none."""
     transport_restored: str = ""
     """The CI cache key the entry was restored from (the launcher tells us), if any."""
+    unsaved: str = ""
+    """Why the cache could not be saved (a full, read-only or forbidden disk), if so."""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"mounts": list(self.mounts)}
@@ -156,8 +159,11 @@ def commit(session: cache_store.Session, reporter: Reporter, outcome: Outcome, *
         outcome.export = "failed"
         return
     except OSError as exc:
-        reporter.warning(f"cache export not kept ({exc.strerror or exc}); the previous cache stays current")
         outcome.export = "failed"
+        if disk_full.is_disk_error(exc):  # the caller warns (or fails with cache-required)
+            outcome.unsaved = disk_full.message(session.entry.name, session.entry.parent, exc.errno or 0)
+            return
+        reporter.warning(f"cache export not kept ({exc.strerror or exc}); the previous cache stays current")
         return
     outcome.export, outcome.generation = "committed", gen.name
     reporter.debug(f"cache generation {gen} is now current")

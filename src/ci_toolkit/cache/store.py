@@ -217,8 +217,16 @@ class Session:
             gen = self.entry / f"gen-{time.time_ns():020d}-{secrets.token_hex(4)}"
             os.rename(self.export_dir, gen)
             pointer = self.entry / f"current.new-{secrets.token_hex(4)}"
-            os.symlink(gen.name, pointer)
-            os.replace(pointer, self.entry / "current")
+            try:
+                os.symlink(gen.name, pointer)
+                os.replace(pointer, self.entry / "current")
+            except OSError:
+                # A full or read-only disk: ``current`` is untouched; the export goes back to
+                # where close() discards it, and the caller warns.
+                with contextlib.suppress(OSError):
+                    pointer.unlink()
+                os.rename(gen, self.export_dir)
+                raise
             fsync_dir(self.entry)
             self.committed = gen
             self._release_export()

@@ -49,6 +49,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-ref", default="", help="repository for --cache-backend registry")
     p.add_argument("--extra-args", default=None, metavar="STRING", help="extra buildx arguments (shell-quoted)")
     p.add_argument("--metadata-file", default="", help="also write buildx metadata here")
+    p.add_argument(
+        "--cache-required",
+        action="store_true",
+        help="fail when the local cache cannot be saved (setting cache-required)",
+    )
     p.add_argument("--mirror-required", action="store_true", help="fail if the Docker Hub mirror does not answer")
     p.add_argument(
         "--provenance", default="", metavar="VALUE", help="buildx --provenance: true, false, mode=min|max[,...]"
@@ -110,8 +115,12 @@ def run(args: argparse.Namespace, app: App) -> int:
         attests=tuple(args.attest),
         annotations=tuple(args.annotation),
     )
-    if args.mirror_required:
-        settings = dataclasses.replace(app.settings, mirror_required=True)
+    if args.mirror_required or args.cache_required:
+        settings = dataclasses.replace(
+            app.settings,
+            mirror_required=args.mirror_required or app.settings.mirror_required,
+            cache_required=args.cache_required or app.settings.cache_required,
+        )
         app = dataclasses.replace(app, config=dataclasses.replace(app.config, settings=settings))
     result = run_build(request, app)
     outputs = {}
@@ -155,6 +164,7 @@ def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:
         "cache-hits": str(result.cache_hits),
         "cache-steps": str(result.cache_steps),
         **_cache_outputs(result.cache),
+        "cache-saved": str(result.cache_saved).lower(),
         **extra,
     }
     app.reporter.result(data, human, outputs=outputs)

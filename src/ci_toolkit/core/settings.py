@@ -101,6 +101,9 @@ class Settings:
         "GitHub-hosted runners, else none.",
         choices=("auto", "actions-cache", "gitlab-cache", "cirrus-cache", "none"),
     )
+    cache_required: bool = _setting(
+        False, "bool", "Fail the build (exit 1) when its local cache cannot be saved (full or read-only disk)."
+    )
     cache_max_size: str = _setting("20G", "str", "Default size bound for `cache prune`.")
     cache_max_age: str = _setting("14d", "str", "Default age bound for `cache prune`.")
     build_number_label: bool = _setting(True, "bool", "Add the toolkit's build-number label to images.")
