@@ -34,6 +34,7 @@ def render(parser: argparse.ArgumentParser | None = None) -> str:
     parts += ["", "### Commands", ""]
     for words, sub, help_text in _leaf_commands(parser, []):
         parts += _command_section(words, sub, help_text, global_flags)
+    parts += _action_section()
     parts += ["### Settings", ""]
     parts += _settings_section()
     return "\n".join(parts).rstrip("\n") + "\n"
@@ -154,6 +155,62 @@ def _one_line(text: str) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _action_section() -> list[str]:
+    """Each input of action.yml, the commands it applies to and the command line it becomes,
+    computed by the launcher itself (scripts/ci-action); nothing when run outside a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    action, script = root / "action.yml", root / "scripts" / "ci-action"
+    if not action.is_file() or not script.is_file():
+        return []
+    import importlib.machinery
+    import importlib.util
+
+    import yaml
+
+    loader = importlib.machinery.SourceFileLoader("ci_action_reference", str(script))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    launcher: Any = importlib.util.module_from_spec(spec)
+    loader.exec_module(launcher)
+    inputs = yaml.safe_load(action.read_text(encoding="utf-8"))["inputs"]
+    lines = [
+        "### GitHub Action inputs",
+        "",
+        "`action.yml` passes each input to `scripts/ci-action` as `INPUT_<NAME>` through `env:`; the",
+        "launcher turns them into one `ci-toolkit` command line (the GitLab components and the",
+        "entry scripts use the same variables).",
+        "",
+        "| input | commands | becomes | description |",
+        "|---|---|---|---|",
+    ]
+    for name, meta in inputs.items():
+        commands = [c for c, (_, own) in launcher.COMMANDS.items() if name in own]
+        where = ", ".join(commands) if commands else "all"
+        becomes = _input_argv(launcher, name, commands[0] if commands else "build")
+        row = [f"`{name}`", where, becomes, _one_line(str(meta.get("description", "")))]
+        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+    return [*lines, ""]
+
+
+def _input_argv(launcher: Any, name: str, command: str) -> str:
+    import shlex
+
+    if name in ("command", "python"):
+        return "the command to run" if name == "command" else "(the install step)"
+    base = {n: "" for n in launcher.ALL_INPUTS}
+    base["source"] = "SOURCE" if command == "promote" else ""
+    before = launcher.command_line(command, base, {}, strict=False)
+    for sample in ("ID=VALUE" if name == "secrets" else "VALUE", "true"):
+        try:
+            after = launcher.command_line(command, {**base, name: sample}, {}, strict=False)
+        except launcher.InputError:
+            continue
+        shown, _ = launcher.secrets_to_env(after)
+        extra = [t for t in shown if t not in before] if len(shown) > len(before) else shown
+        return f"`{shlex.join(extra)}`" if extra != shown else f"`{shlex.join(shown)}`"
+    return ""
 
 
 def _settings_section() -> list[str]:

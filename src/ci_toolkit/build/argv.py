@@ -164,6 +164,8 @@ class Argv:
     sbom: str = ""
     attests: tuple[str, ...] = ()
     annotations: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    """More buildx options, already in argv form (--no-cache, --pull, --ssh, --network, --output)."""
 
 
 def secret_build_args(argv: Sequence[str], masker: Masker) -> tuple[list[str], dict[str, str]]:
@@ -235,7 +237,25 @@ def _supply_chain(a: Argv) -> list[str]:
         argv += ["--attest", spec]
     for value in a.annotations:
         argv += ["--annotation", value]
-    return argv
+    return argv + list(a.flags)
+
+
+NETWORKS = ("default", "none", "host")
+
+
+def option_flags(
+    *, no_cache: bool, pull: bool, ssh: Sequence[str], network: str, outputs: Sequence[str]
+) -> tuple[str, ...]:
+    """build-push-action's no-cache, pull, ssh, network and outputs as buildx options."""
+    if network and network not in NETWORKS:
+        raise ToolkitError.bad_input(f"--network {network!r}: one of {', '.join(NETWORKS)}")
+    for value in (*ssh, *outputs):
+        _no_nul(value, "--ssh/--output")
+    flags = ["--no-cache"] if no_cache else []
+    flags += ["--pull"] if pull else []
+    flags += [a for spec in ssh for a in ("--ssh", spec)]
+    flags += ["--network", network] if network else []
+    return tuple(flags + [a for spec in outputs for a in ("--output", spec)])
 
 
 _ANNOTATION = re.compile(

@@ -180,6 +180,8 @@ def _repository_of(reference: str) -> str:
 def _check_exclusive(request: BuildRequest) -> None:
     if request.push and request.load:
         raise ToolkitError.bad_input("--push and --load exclude each other")
+    if request.outputs and (request.push or request.load or request.push_by_digest):
+        raise ToolkitError.bad_input("--output replaces --push/--load: give one of them")
     if request.dockerfile and request.dockerfile_text is not None:
         raise ToolkitError.bad_input("give a Dockerfile path or inline Dockerfile text, not both")
 
@@ -349,6 +351,13 @@ def _assemble(
             sbom=request.sbom,
             attests=request.attests,
             annotations=prepared.annotations,
+            flags=build_args.option_flags(
+                no_cache=request.no_cache,
+                pull=request.pull,
+                ssh=request.ssh,
+                network=request.network,
+                outputs=request.outputs,
+            ),
         )
     )
 

@@ -80,6 +80,14 @@ class BuildRequest:
     """buildx ``--attest`` specs (``type=sbom,generator=...``)."""
     annotations: tuple[str, ...] = ()
     """buildx ``--annotation`` values, ``[LEVEL:]KEY=VALUE`` (LEVEL: manifest, index, ...)."""
+    no_cache: bool = False
+    pull: bool = False
+    ssh: tuple[str, ...] = ()
+    """buildx ``--ssh`` specs (``default``, ``id=path``)."""
+    network: str = ""
+    """buildx ``--network`` for RUN: ``default``, ``none`` or ``host``."""
+    outputs: tuple[str, ...] = ()
+    """buildx ``--output`` specs (``type=local,dest=out``); exclusive with push/load."""
 
 
 @dataclass(frozen=True, kw_only=True)

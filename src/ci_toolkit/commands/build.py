@@ -67,6 +67,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="[LEVEL:]K=V",
         help="image annotation (repeatable); LEVEL manifest (default), index, manifest-descriptor, index-descriptor",
     )
+    p.add_argument("--no-cache", action="store_true", help="build without any cache (buildx --no-cache)")
+    p.add_argument("--pull", action="store_true", help="always pull newer base images (buildx --pull)")
+    p.add_argument(
+        "--secret-file", action="append", default=[], metavar="ID=PATH", help="a file as secret ID (--secret id=,src=)"
+    )
+    p.add_argument("--ssh", action="append", default=[], metavar="SPEC", help="buildx --ssh (default, id=path)")
+    p.add_argument("--network", default="", choices=("", "default", "none", "host"), help="network for RUN")
+    p.add_argument("--output", action="append", default=[], metavar="SPEC", help="buildx --output instead of push/load")
     add_rule_options(p, images_help="image names for --tags-from (repeatable; default: the --tag repositories)")
     p.set_defaults(handler=run)
 
@@ -99,7 +107,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         build_args=parse_pairs(args.build_arg, "--build-arg"),
         labels=parse_pairs(args.label, "--label"),
         build_contexts=parse_pairs(args.build_context, "--build-context"),
-        secrets=tuple(args.secret),
+        secrets=(*args.secret, *_secret_files(args.secret_file)),
         cache_key=args.cache_key or "",
         cache_backend=args.cache_backend,
         cache_ref=args.cache_ref,
@@ -114,6 +122,11 @@ def run(args: argparse.Namespace, app: App) -> int:
         sbom=args.sbom,
         attests=tuple(args.attest),
         annotations=tuple(args.annotation),
+        no_cache=args.no_cache,
+        pull=args.pull,
+        ssh=tuple(args.ssh),
+        network=args.network,
+        outputs=tuple(args.output),
     )
     if args.mirror_required or args.cache_required:
         settings = dataclasses.replace(
@@ -138,6 +151,17 @@ def _write_digests(result: BuildResult, request: BuildRequest, directory: Path, 
     platform = check_platforms(request.platforms)[0]
     directory = directory if directory.is_absolute() else app.cwd / directory
     return write(directory, platform, records(platform, result.image_refs, result.metadata))
+
+
+def _secret_files(items: list[str]) -> list[str]:
+    """build-push-action's secret-files: ``ID=PATH`` as a buildx ``--secret`` spec."""
+    specs = []
+    for item in items:
+        ident, eq, path = item.partition("=")
+        if not eq or not ident or not path or "," in item:
+            raise ToolkitError.bad_input(f"--secret-file {item!r} needs the form ID=PATH (no commas)")
+        specs.append(f"id={ident},src={path}")
+    return specs
 
 
 def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:

@@ -319,3 +319,29 @@ def test_launcher_knows_every_secret_setting() -> None:
     from ci_toolkit.core.settings import SETTING_FIELDS, is_secret
 
     assert set(_load_ci_action().SECRET_SETTINGS) == {key for key in SETTING_FIELDS if is_secret(key)}
+
+
+def test_launcher_maps_build_push_action_inputs_and_keeps_secret_values_off_argv() -> None:
+    launcher = _load_ci_action()
+    env = {
+        "INPUT_NO_CACHE": "true",
+        "INPUT_PULL": "true",
+        "INPUT_SECRETS": "GIT_AUTH_TOKEN=s3cr3t-value\nnpm.rc=x=y",
+        "INPUT_SECRET_FILES": "aws=/home/u/.aws/credentials",
+        "INPUT_SSH": "default",
+        "INPUT_BUILD_CONTEXTS": "alpine=docker-image://alpine:3.20",
+        "INPUT_NETWORK": "host",
+        "INPUT_OUTPUTS": "type=local,dest=out",
+    }
+    argv = launcher.command_line("build", launcher.read_inputs(env), env, strict=True)
+    cli_args, secret_env = launcher.secrets_to_env(argv)
+    assert cli_args == [
+        *["build", "--no-cache", "--pull"],
+        *["--secret", "id=GIT_AUTH_TOKEN,env=CI_TOOLKIT_SECRET_GIT_AUTH_TOKEN"],
+        *["--secret", "id=npm.rc,env=CI_TOOLKIT_SECRET_NPM_RC"],
+        *["--secret-file", "aws=/home/u/.aws/credentials", "--ssh", "default"],
+        *["--build-context", "alpine=docker-image://alpine:3.20", "--network", "host"],
+        *["--output", "type=local,dest=out"],
+    ]
+    assert secret_env == {"CI_TOOLKIT_SECRET_GIT_AUTH_TOKEN": "s3cr3t-value", "CI_TOOLKIT_SECRET_NPM_RC": "x=y"}
+    assert not any("s3cr3t" in a for a in cli_args)

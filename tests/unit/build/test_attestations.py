@@ -68,3 +68,25 @@ def test_no_index_annotations_without_an_index_nor_without_an_output() -> None:
 def test_bad_annotation_is_bad_input() -> None:
     result = run_cli(["build", "--annotation", "index,manifest:k=v", "examples/hello"], env=ENV)
     assert result.code == 2 and len(result.error_lines) == 1
+
+
+def test_build_push_action_options_reach_buildx() -> None:
+    line = _argv(
+        *("--no-cache", "--pull", "--ssh", "default", "--network", "none"),
+        *("--secret-file", "aws=/run/creds", "--output", "type=local,dest=out", "-t", "r/a:1"),
+    )
+    assert "--secret id=aws,src=/run/creds" in line
+    assert "--no-cache --pull --ssh default --network none --output type=local,dest=out" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--output", "type=local,dest=out", "--push", "-t", "r/a:1"],
+        ["--secret-file", "noequals"],
+        ["--network", "bridge"],
+    ],
+)
+def test_bad_build_options_are_bad_input(args: list[str]) -> None:
+    result = run_cli(["build", "--cache-backend", "none", *args, "examples/hello"], env=ENV)
+    assert result.code == 2 and len(result.error_lines) == 1, result.err
