@@ -55,6 +55,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="fail when the local cache cannot be saved (setting cache-required)",
     )
     p.add_argument("--mirror-required", action="store_true", help="fail if the Docker Hub mirror does not answer")
+    _supply_chain_options(p)
+    add_rule_options(p, images_help="image names for --tags-from (repeatable; default: the --tag repositories)")
+    p.set_defaults(handler=run)
+
+
+def _supply_chain_options(p: argparse.ArgumentParser) -> None:
+    """build-push-action's attestations, annotations and buildx options."""
     p.add_argument(
         "--provenance", default="", metavar="VALUE", help="buildx --provenance: true, false, mode=min|max[,...]"
     )
@@ -75,8 +82,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--ssh", action="append", default=[], metavar="SPEC", help="buildx --ssh (default, id=path)")
     p.add_argument("--network", default="", choices=("", "default", "none", "host"), help="network for RUN")
     p.add_argument("--output", action="append", default=[], metavar="SPEC", help="buildx --output instead of push/load")
-    add_rule_options(p, images_help="image names for --tags-from (repeatable; default: the --tag repositories)")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, app: App) -> int:
@@ -118,15 +123,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         tag_rules=None if args.tag_rules is None else "\n".join(args.tag_rules),
         tag_images=tuple(args.images),
         tag_flavor="\n".join(args.flavor),
-        provenance=args.provenance,
-        sbom=args.sbom,
-        attests=tuple(args.attest),
-        annotations=tuple(args.annotation),
-        no_cache=args.no_cache,
-        pull=args.pull,
-        ssh=tuple(args.ssh),
-        network=args.network,
-        outputs=tuple(args.output),
+        **_supply_chain(args),
     )
     if args.mirror_required or args.cache_required:
         settings = dataclasses.replace(
@@ -151,6 +148,20 @@ def _write_digests(result: BuildResult, request: BuildRequest, directory: Path, 
     platform = check_platforms(request.platforms)[0]
     directory = directory if directory.is_absolute() else app.cwd / directory
     return write(directory, platform, records(platform, result.image_refs, result.metadata))
+
+
+def _supply_chain(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "provenance": args.provenance,
+        "sbom": args.sbom,
+        "attests": tuple(args.attest),
+        "annotations": tuple(args.annotation),
+        "no_cache": args.no_cache,
+        "pull": args.pull,
+        "ssh": tuple(args.ssh),
+        "network": args.network,
+        "outputs": tuple(args.output),
+    }
 
 
 def _secret_files(items: list[str]) -> list[str]:
