@@ -3,23 +3,23 @@ mounts, transport), kept beside the entry's generations so ``cache ls`` can show
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.files import write_atomic
 
 NAME = "last-build.json"
 
 
 def record(entry: Path, outcome: Mapping[str, Any]) -> None:
-    """Best effort, atomic (a reader sees the old or the new record, never half of one)."""
-    tmp = entry / f".{NAME}.{os.getpid()}"
-    try:
-        tmp.write_text(json.dumps(dict(outcome), sort_keys=True), encoding="utf-8")
-        os.replace(tmp, entry / NAME)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    """Best effort, atomic (a reader sees the old or the new record, never half of one); never
+    through a planted symlink (see core.files)."""
+    with contextlib.suppress(ToolkitError):
+        write_atomic(entry / NAME, json.dumps(dict(outcome), sort_keys=True))
 
 
 def read(entry: Path) -> dict[str, Any]:

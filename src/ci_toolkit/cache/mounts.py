@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ci_toolkit.core import proc
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.files import write_atomic
 from ci_toolkit.core.report import Reporter
 
 INDEX = "index.json"
@@ -285,9 +286,7 @@ def carry(source: Path, export: Path) -> int:
 
 
 def _write_index(target: Path, entries: list[dict[str, object]]) -> None:
-    tmp = target / f".{INDEX}.tmp"
-    tmp.write_text(json.dumps({"mounts": entries}, indent=1), encoding="utf-8")
-    os.replace(tmp, target / INDEX)
+    write_atomic(target / INDEX, json.dumps({"mounts": entries}, indent=1))
 
 
 def read_index(generation: Path | None) -> tuple[Saved, ...]:
