@@ -585,6 +585,22 @@ CASES = [
     Case("expand-unclosed-quote", ["expand-args", "--a 'b"], INPUT, "quote"),
     Case("expand-command-subst", ["expand-args", "$(id)"], INPUT, "$("),
     Case("expand-env-unclosed", ["expand-args"], INPUT, "quote", env={"CI_IMAGE_BUILD_EXTRA_ARGS": '"x'}),
+    # --- merge, meta, doctor -------------------------------------------------------------------
+    Case("merge-bad-repo", ["merge", "UP/per", "--digest", "sha256:" + "a" * 64, "--tag", "t"], INPUT, "lowercase"),
+    Case("merge-bad-digest", ["merge", "h:5000/r", "--digest", "sha256:xyz", "--tag", "t"], INPUT, "digest"),
+    Case("merge-missing-dir", ["merge", "h:5000/r", "--digest-dir", "nope", "--tag", "t"], INPUT, "nope"),
+    Case("merge-bad-tag", ["merge", "h:5000/r", "--digest", "sha256:" + "a" * 64, "--tag", "-x"], INPUT, "tag"),
+    Case("meta-bad-label", ["meta", "--image", "a/b", "--label", "novalue"], INPUT, "label"),
+    Case("doctor-bad-flag", ["doctor", "--bogus"], INPUT, "unrecognized arguments"),
+    Case("retries-negative", ["promote", "h:5000/a:1", "--tag", "l", "--retries", "-1"], INPUT, "--retries"),
+    Case(
+        "retry-max-wait-bad",
+        ["promote", "h:5000/a:1", "--tag", "l"],
+        INPUT,
+        "retry-max-wait",
+        env={"CI_TOOLKIT_RETRY_MAX_WAIT": "forever"},
+    ),
+    Case("cache-required-bad", ["config", "show"], INPUT, "true or false", env={"CI_TOOLKIT_CACHE_REQUIRED": "maybe"}),
     # --- sweep ----------------------------------------------------------------------------------------------------
     Case("sweep-nothing", ["sweep"], INPUT, "nothing selected"),
     # --- cwd ------------------------------------------------------------------------------------------------------
