@@ -341,7 +341,7 @@ def _assemble(
             labels=prepared.labels,
             build_contexts=request.build_contexts,
             secrets=request.secrets,
-            cache_from=cache_from,
+            cache_from=(*cache_from, *request.cache_from),
             cache_to=cache_to,
             extra_args=prepared.plan.extra_args,
             metadata_file=str(metadata_path),

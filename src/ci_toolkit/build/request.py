@@ -88,6 +88,8 @@ class BuildRequest:
     """buildx ``--network`` for RUN: ``default``, ``none`` or ``host``."""
     outputs: tuple[str, ...] = ()
     """buildx ``--output`` specs (``type=local,dest=out``); exclusive with push/load."""
+    cache_from: tuple[str, ...] = ()
+    """Extra ``--cache-from`` sources besides the planned cache (images or type=... specs)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -107,6 +107,25 @@ def _children(path: Path, hexdigest: str) -> list[object]:
     return found
 
 
+TREE = "tree"
+TREE_FILE = "tree.tar"
+
+
+def verify_tree(path: Path) -> None:
+    """A ``tree`` export: exactly one complete, readable tar file."""
+    import tarfile
+
+    extra = [p.name for p in path.iterdir() if p.name != TREE_FILE]
+    if extra:
+        raise InvalidLayout(f"{path}: unexpected files {', '.join(sorted(extra))}")
+    try:
+        with tarfile.open(path / TREE_FILE, "r") as archive:
+            for _ in archive:
+                pass
+    except (OSError, tarfile.TarError) as exc:
+        raise InvalidLayout(f"{path}/{TREE_FILE}: {exc}") from exc
+
+
 # --- locks --------------------------------------------------------------------------------
 
 
@@ -193,6 +212,8 @@ class Session:
     _source_fd: int | None = None
     _export_fd: int | None = None
     committed: Path | None = None
+    kind: str = "oci"
+    """``oci``: a buildx cache export; ``tree``: one ``TREE_FILE`` tar of a directory."""
 
     def unchanged(self) -> bool:
         """The export's cache manifest is the one ``current`` has: nothing to swap in. BuildKit
@@ -209,8 +230,10 @@ class Session:
     def commit(self) -> Path:
         """Verify the export, drop unreferenced blobs, make it a generation, swap ``current``
         and collect old generations. Raises InvalidLayout (the pointer is then untouched)."""
-        referenced = verify_layout(self.export_dir)
-        _drop_unreferenced(self.export_dir, referenced)
+        if self.kind == TREE:
+            verify_tree(self.export_dir)
+        else:
+            _drop_unreferenced(self.export_dir, verify_layout(self.export_dir))
         self._release_source()
         legacy = self.source == self.entry
         with entry_lock(self.entry, fcntl.LOCK_EX):
@@ -253,7 +276,7 @@ class Session:
             self._export_fd = None
 
 
-def open_session(entry: Path, key: str, *, grace: float = GRACE_SECONDS) -> Session:
+def open_session(entry: Path, key: str, *, grace: float = GRACE_SECONDS, kind: str = "oci") -> Session:
     """Resolve ``current`` once, mark it in use, create the owner-locked export directory."""
     entry.mkdir(parents=True, exist_ok=True)
     with entry_lock(entry, fcntl.LOCK_SH):
@@ -266,9 +289,9 @@ def open_session(entry: Path, key: str, *, grace: float = GRACE_SECONDS) -> Sess
         export.mkdir()
         export_fd = _lock_fd(export, fcntl.LOCK_EX)
     os.utime(entry / "lock")
-    if source is not None:
+    if source is not None and kind != TREE:
         _seed(source, export)
-    return Session(entry, source, export, grace, source_fd, export_fd)
+    return Session(entry, source, export, grace, source_fd, export_fd, kind=kind)
 
 
 def plan_session(entry: Path) -> Session:

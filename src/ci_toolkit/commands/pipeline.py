@@ -33,7 +33,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     _step_options(run)
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run independent steps")
     run.add_argument(
-        "--artifacts", metavar="FILE", default="artifacts.json", help="results file (default: artifacts.json)"
+        "--artifacts",
+        metavar="FILE",
+        default=None,
+        help="results file; run.artifacts go beside it (default: artifacts.json; buildrunner.results/artifacts.json)",
     )
     run.add_argument(
         "--digest-dir", metavar="DIR", default="", help="with --push-by-digest: write DIR/<os>-<arch>.json"
@@ -173,7 +176,7 @@ def run_command(args: argparse.Namespace, app: App) -> int:
             app,
             names=tuple(args.step),
             keep_going=args.keep_going,
-            artifacts=_path(app, args.artifacts),
+            artifacts=_path(app, args.artifacts or pipeline.results_file),
         )
     outputs = {}
     if args.digest_dir and not report.failed and not app.dry_run:
@@ -230,7 +233,7 @@ def _command(planned: PlannedStep, app: App, project_dir: Path) -> str:
     """The exact buildx command, from the build module's own dry run; the values that differ
     on every call (temporary paths, the creation time) are shown as placeholders."""
     from ci_toolkit.build import run_build
-    from ci_toolkit.pipeline.run import StepHost
+    from ci_toolkit.pipeline.host import StepHost
 
     assert planned.request is not None
     quiet = Reporter(quiet=True, stream=io.StringIO(), stdout=io.StringIO(), masker=app.reporter.masker)

@@ -11,11 +11,12 @@ import contextlib
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ci_toolkit.containers import cleanup, labels, services
+from ci_toolkit.containers import archive, cleanup, labels, services
+from ci_toolkit.containers.options import ContainerOptions, create_kwargs, host_config_kwargs, port_bindings
 from ci_toolkit.containers.services import ServiceSpec
 from ci_toolkit.core import refs
 from ci_toolkit.core.ci import CIContext
@@ -51,6 +52,21 @@ class RunRequest:
     step: str = ""
     home: str = ""
     """The job's home directory: never mounted, nor ``/``, nor a directory above either."""
+    mount_point: str = MOUNT_POINT
+    """Where ``workdir`` is mounted (buildrunner: ``/source``); the default working directory."""
+    options: ContainerOptions = field(default_factory=ContainerOptions)
+    ports: Mapping[str, str | int | None] = field(default_factory=dict)
+    """Published on the host: container port -> host port (None: any free one)."""
+    volumes_from: tuple[str, ...] = ()
+    """Service names (aliases) whose volumes the command's container mounts."""
+    binds: tuple[str, ...] = ()
+    """Resolved ``SRC:DST:MODE`` bind mounts made by the caller (files, results)."""
+    restore: Mapping[str, str] = field(default_factory=dict)
+    """Container directory -> host tar file unpacked into it before the command starts."""
+    save: Mapping[str, str] = field(default_factory=dict)
+    """Container directory -> host tar file it is written to after the command succeeded."""
+    commit_to: str = ""
+    """After success, the container's end state becomes this image (``docker commit``)."""
 
 
 def label_context_for(settings: Settings, ci: CIContext) -> labels.LabelContext:
@@ -118,6 +134,8 @@ def _check_mounts(request: RunRequest, cwd: Path) -> None:
         source = _parse_volume(volume, cwd)[0]
         if source.startswith("/"):
             mounts.append((f"volume {volume}", Path(source)))
+    for bind in [*request.binds, *(b for s in request.services for b in s.binds)]:
+        mounts.append((f"file {bind}", Path(bind.split(":")[0]).resolve()))
     for what, path in mounts:
         if path in protected:
             raise ToolkitError.bad_input(
@@ -161,6 +179,7 @@ class _Run:
         self.cwd = cwd
         self.settings = settings
         self.network = ""
+        self.service_names: dict[str, str] = {}
 
     def labels(self, role: str) -> dict[str, str]:
         return self.ctx.labels(role=role, step=self.request.step)
@@ -174,10 +193,28 @@ class _Run:
             policies.setdefault(spec.image, spec.pull_policy or self.request.pull_policy)
         for image, policy in policies.items():
             self._ensure_image(image, policy)
-        started = [self._start_service(spec) for spec in self.request.services]
+        started = []
+        for spec in self.request.services:
+            # In order: a later service may use an earlier one's volumes or address.
+            self._check_known(spec.volumes_from)
+            started.append(self._start_service(spec))
         for spec, container in zip(self.request.services, started, strict=True):
             self._wait_ready(spec, container)
+        self._check_known(self.request.volumes_from)
         return self._run_command()
+
+    def _check_known(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            if name not in self.service_names:
+                raise ToolkitError.bad_input(f"volumes_from: no service {name!r} started before it")
+
+    def _address(self, target: str) -> str:
+        """An extra_hosts target: a service's address on the network, else as given."""
+        container = self.service_names.get(target)
+        if container is None:
+            return target
+        networks = (self.api.inspect_container(container).get("NetworkSettings") or {}).get("Networks") or {}
+        return str((networks.get(self.network) or {}).get("IPAddress", "")) or target
 
     # -- images ---------------------------------------------------------------------------
 
@@ -230,9 +267,14 @@ class _Run:
         aliases = services.service_aliases(spec)
         name = self.session.name("svc")
         self.session.containers.append(name)
-        binds = self._image_volumes(spec.image, set(self.request.services_tmpfs), "service")
+        taken = {*self.request.services_tmpfs, *(b.split(":")[1] for b in spec.binds)}
+        binds = [*spec.binds, *self._image_volumes(spec.image, taken, "service")]
         host_config = self.api.create_host_config(
-            binds=binds, tmpfs=dict(self.request.services_tmpfs) or None, network_mode=self.network
+            binds=binds,
+            tmpfs=dict(self.request.services_tmpfs) or None,
+            network_mode=self.network,
+            volumes_from=[self.service_names[s] for s in spec.volumes_from] or None,
+            **host_config_kwargs(spec.options, self._address),
         )
         networking = self.api.create_networking_config({self.network: self.api.create_endpoint_config(aliases=aliases)})
         self.api.create_container(
@@ -244,16 +286,21 @@ class _Run:
             labels=self.labels("service"),
             host_config=host_config,
             networking_config=networking,
+            **create_kwargs(spec.options),
         )
         _start(self.api, name, f"service {spec.image}")
+        for alias in aliases:
+            self.service_names.setdefault(alias, name)
         self.reporter.info(f"service {spec.image} started as {', '.join(aliases)}")
         return name
 
     def _wait_ready(self, spec: ServiceSpec, container: str) -> None:
         info = self.api.inspect_container(container)
         first = services.first_tcp_port((info.get("Config") or {}).get("ExposedPorts"))
-        ports = spec.wait_for or ((first,) if first is not None else ())
+        ports = spec.wait_for or ((first,) if first is not None and spec.wait else ())
         label = f"{spec.image}" + (f" ({spec.alias})" if spec.alias else "")
+        if not spec.wait and not spec.wait_for:
+            return
         if not ports:
             self.reporter.info(f"service {label} exposes no TCP port: not waiting for it")
             return
@@ -268,7 +315,11 @@ class _Run:
 
         for port in ports:
             services.wait_for_port(
-                address, port, timeout=self.request.service_timeout, still_running=still_running, name=label
+                address,
+                port,
+                timeout=spec.wait_timeout or self.request.service_timeout,
+                still_running=still_running,
+                name=label,
             )
             self.reporter.info(f"service {label} is accepting connections on port {port}")
 
@@ -276,25 +327,50 @@ class _Run:
 
     def _run_command(self) -> int:
         request = self.request
-        workdir = _workdir(request, self.cwd)
-        if not workdir.is_dir():
-            raise ToolkitError.bad_input(f"working directory {workdir} does not exist")
-        user_binds = [":".join(_parse_volume(v, self.cwd)) for v in request.volumes]
-        taken = {MOUNT_POINT, *request.tmpfs, *(b.split(":")[1] for b in user_binds)}
-        binds = [f"{workdir}:{MOUNT_POINT}:rw", *user_binds, *self._image_volumes(request.image, taken, "run")]
         name = self.session.name("run")
         self.session.containers.append(name)
+        exposed, published = port_bindings(request.ports)
+        working_dir = request.options.working_dir or request.mount_point
         self.api.create_container(
             request.image,
             command=list(request.command) or None,
             name=name,
             environment={**request.env, **request.secret_env},
-            working_dir=MOUNT_POINT,
             labels=self.labels("run"),
+            ports=exposed or None,
             host_config=self.api.create_host_config(
-                binds=binds, tmpfs=dict(request.tmpfs) or None, network_mode=self.network
+                binds=self._command_binds(),
+                tmpfs=dict(request.tmpfs) or None,
+                network_mode=self.network,
+                port_bindings=published or None,
+                volumes_from=[self.service_names[s] for s in request.volumes_from] or None,
+                **host_config_kwargs(request.options, self._address),
             ),
+            **create_kwargs(replace(request.options, working_dir=working_dir)),
         )
+        for path, tar in request.restore.items():
+            archive.restore(self.api, name, path, Path(tar))
+        status = self._attach_and_wait(name)
+        if status == 0:
+            for path, tar in request.save.items():
+                archive.save(self.api, name, path, Path(tar))
+            if request.commit_to:
+                repository, tag = _split_tag(request.commit_to)
+                self.api.commit(name, repository=repository, tag=tag)
+        return status
+
+    def _command_binds(self) -> list[str]:
+        request = self.request
+        workdir = _workdir(request, self.cwd)
+        if not workdir.is_dir():
+            raise ToolkitError.bad_input(f"working directory {workdir} does not exist")
+        user_binds = [":".join(_parse_volume(v, self.cwd)) for v in request.volumes]
+        own = [*user_binds, *request.binds]
+        taken = {request.mount_point, *request.tmpfs, *(b.split(":")[1] for b in own)}
+        return [f"{workdir}:{request.mount_point}:rw", *own, *self._image_volumes(request.image, taken, "run")]
+
+    def _attach_and_wait(self, name: str) -> int:
+        request = self.request
         # Attach before start, as `docker run` does: output written before a later attach
         # would be lost when the log driver cannot replay it.
         output = self.api.attach(name, stdout=True, stderr=True, stream=True, logs=True, demux=True)

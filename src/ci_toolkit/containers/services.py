@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci_toolkit.containers.options import ContainerOptions
 from ci_toolkit.core.errors import ToolkitError
 
 _ALIAS = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -38,6 +39,16 @@ class ServiceSpec:
     variables: Mapping[str, str] = field(default_factory=dict)
     pull_policy: str = ""
     wait_for: tuple[int, ...] = ()
+    wait: bool = True
+    """False: wait for no port, not even the first exposed one (buildrunner's services
+    without ``wait_for``)."""
+    wait_timeout: float | None = None
+    """Seconds to wait for each port; None: the run's service timeout."""
+    options: ContainerOptions = field(default_factory=ContainerOptions)
+    binds: tuple[str, ...] = ()
+    """Resolved ``SRC:DST:MODE`` bind mounts."""
+    volumes_from: tuple[str, ...] = ()
+    """Names of services started before this one whose volumes it mounts."""
 
 
 SERVICE_KEYS = ("name", "image", "alias", "aliases", "entrypoint", "command", "variables", "pull_policy", "wait_for")

@@ -112,7 +112,8 @@ def load(
         steps=pipeline.steps,
         promote=pipeline.promote,
         local_files=dict(extras.get("local-files") or {}),
-        results_dir_name="buildrunner.results",
+        flavor="buildrunner",
+        results_file="buildrunner.results/artifacts.json",
     )
 
 

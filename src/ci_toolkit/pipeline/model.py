@@ -68,8 +68,10 @@ class Pipeline:
     promote: Mapping[str, Any] = field(default_factory=dict)
     local_files: Mapping[str, str] = field(default_factory=dict)
     """``files:`` aliases from buildrunner's global ``local-files`` (a path or the content)."""
-    results_dir_name: str = ""
-    """Where run.artifacts go, beside the results file when empty (``buildrunner.results``)."""
+    flavor: str = "ci-toolkit"
+    """``buildrunner``: a step's commit/push take its run container's end state."""
+    results_file: str = "artifacts.json"
+    """The default results file; run.artifacts are collected beside it, one folder per step."""
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)

@@ -68,6 +68,14 @@ class PlannedStep:
     push_targets: tuple[str, ...]
     request: BuildRequest | None
     run: Mapping[str, Any] = field(default_factory=dict)
+    local_tags: tuple[str, ...] = ()
+    """Tags the step's image gets in the local engine (``commit:``, and ``push:`` without
+    --push), beyond those the build itself loads. With a ``run:`` they go to the run
+    container's end state, as buildrunner does."""
+    push_after_run: tuple[str, ...] = ()
+    tags_from_run: bool = False
+    """``local_tags`` name the committed run container, not the build's image."""
+    """``push:`` targets of a step with a ``run:``: its committed container is pushed."""
 
 
 def project_slug(name: str) -> str:
@@ -149,13 +157,49 @@ def plan_step(pipeline: Pipeline, step: Step, options: Options, images: Mapping[
 
     spec: Mapping[str, Any] = substitute(dict(step.spec), lookup)
     ref = step_ref(options, step)
-    if "build" not in spec:
-        return PlannedStep(step=step, image_ref="", push_targets=(), request=None, run=spec.get("run", {}))
+    run = spec.get("run", {})
+    local = (*step.commit_targets, *(() if options.push else step.push_targets))
+    if run and (pipeline.flavor == "buildrunner" or "build" not in spec):
+        # buildrunner commits and pushes the run container's end state, not the build's image.
+        return _run_commits(pipeline, step, spec, options, images, ref, local)
     targets = step.push_targets if options.push or options.push_by_digest else ()
-    request = _request(pipeline, step, spec["build"], options, images, tuple(dict.fromkeys((ref, *targets))))
+    pushed = bool(options.build_registry or targets)
+    tags = tuple(dict.fromkeys((ref, *targets, *(() if pushed else local))))
+    request = _request(pipeline, step, spec["build"], options, images, tags, pushed)
     if options.push_by_digest:
         request = _by_digest(request, options, step)
-    return PlannedStep(step=step, image_ref=ref, push_targets=targets, request=request, run=spec.get("run", {}))
+    return PlannedStep(
+        step=step,
+        image_ref=ref,
+        push_targets=targets,
+        request=request,
+        run=run,
+        local_tags=tuple(dict.fromkeys(local)) if pushed else (),
+    )
+
+
+def _run_commits(
+    pipeline: Pipeline,
+    step: Step,
+    spec: Mapping[str, Any],
+    options: Options,
+    images: Mapping[str, StepImage],
+    ref: str,
+    local: tuple[str, ...],
+) -> PlannedStep:
+    request = None
+    if "build" in spec:
+        request = _request(pipeline, step, spec["build"], options, images, (ref,), bool(options.build_registry))
+    return PlannedStep(
+        step=step,
+        image_ref=ref if request else "",
+        push_targets=(),
+        request=request,
+        run=spec["run"],
+        local_tags=tuple(dict.fromkeys(local)),
+        push_after_run=step.push_targets if options.push else (),
+        tags_from_run=True,
+    )
 
 
 def _by_digest(request: BuildRequest, options: Options, step: Step) -> BuildRequest:
@@ -179,6 +223,7 @@ def _request(
     options: Options,
     images: Mapping[str, StepImage],
     tags: tuple[str, ...],
+    pushed: bool | None = None,
 ) -> BuildRequest:
     cache: Mapping[str, Any] = build.get("cache", {})
     inline = inline_dockerfile(build)
@@ -191,8 +236,8 @@ def _request(
         target=str(build.get("target", "")),
         platforms=options.platforms or tuple(build.get("platforms", ())),
         tags=tags,
-        push=bool(options.build_registry) or options.push,
-        load=not options.build_registry and not options.push,
+        push=pushed if pushed is not None else bool(options.build_registry) or options.push,
+        load=not pushed if pushed is not None else not options.build_registry and not options.push,
         build_args=_strings(build.get("build-args", {})),
         labels=labels,
         build_contexts=dict(sorted(contexts.items())),
@@ -200,6 +245,10 @@ def _request(
         cache_key=str(cache.get("key") or f"{options.project}-{step.name}"),
         cache_backend=str(cache.get("backend", "")),
         cache_ref=str(cache.get("ref", "")),
+        builder=str(build.get("builder", "")),
+        no_cache=bool(build.get("no-cache", False)),
+        pull=bool(build.get("pull", False)),
+        cache_from=tuple(str(c) for c in build.get("cache-from", ())),
     )
 
 

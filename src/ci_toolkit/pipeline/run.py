@@ -8,6 +8,8 @@ after it. Bad input or a missing tool (exit 2 / 3) stops the run at once.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -18,15 +20,13 @@ from typing import TYPE_CHECKING, Any
 from ci_toolkit.core import proc, retry
 from ci_toolkit.core.errors import EXIT_FAILED, ToolkitError
 from ci_toolkit.core.files import write_atomic
+from ci_toolkit.pipeline.host import StepHost
 from ci_toolkit.pipeline.model import Pipeline, Step
-from ci_toolkit.pipeline.plan import Options, StepImage, check, plan_step, select
+from ci_toolkit.pipeline.plan import Options, PlannedStep, StepImage, check, plan_step, select
 
 if TYPE_CHECKING:
     from ci_toolkit.app import App
     from ci_toolkit.build import BuildResult
-    from ci_toolkit.core.ci import CIContext
-    from ci_toolkit.core.report import Reporter
-    from ci_toolkit.core.settings import Settings
 
 OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
 
@@ -42,6 +42,7 @@ class StepOutcome:
     cache: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     reason: str = ""
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status}
@@ -49,6 +50,8 @@ class StepOutcome:
             data.update(image=self.image, digest=self.digest, refs=list(self.refs), platforms=self.platforms)
         if self.cache:
             data["cache"] = self.cache
+        if self.artifacts:
+            data["artifacts"] = self.artifacts
         data["duration_seconds"] = round(self.seconds, 3)
         if self.reason:
             data["reason"] = self.reason
@@ -82,7 +85,7 @@ def run(
     promoted: list[Any] = []
     try:
         for step in steps:
-            outcomes[step.name] = _next(pipeline, step, options, app, outcomes, images, keep_going)
+            outcomes[step.name] = _next(pipeline, step, options, app, outcomes, images, keep_going, artifacts.parent)
         if all(o.status == OK for o in outcomes.values()):
             promoted = promote_all(pipeline, list(outcomes.values()), options, app)
     except BaseException:
@@ -112,6 +115,7 @@ def _next(
     outcomes: Mapping[str, StepOutcome],
     images: dict[str, StepImage],
     keep_going: bool,
+    results: Path,
 ) -> StepOutcome:
     blocked = [d for d in step.depends if d in outcomes and outcomes[d].status != OK]
     if blocked:
@@ -122,7 +126,7 @@ def _next(
     started = time.monotonic()
     with app.reporter.group(f"step {step.name}"):
         try:
-            outcome = _run_step(pipeline, step, options, app, images)
+            outcome = _run_step(pipeline, step, options, app, images, results)
         except ToolkitError as exc:
             if exc.exit_code != EXIT_FAILED:
                 raise
@@ -132,34 +136,73 @@ def _next(
     return outcome
 
 
-def _run_step(pipeline: Pipeline, step: Step, options: Options, app: App, images: dict[str, StepImage]) -> StepOutcome:
-    from ci_toolkit.build import run_build
-    from ci_toolkit.pipeline import per_platform
+def _run_step(
+    pipeline: Pipeline, step: Step, options: Options, app: App, images: dict[str, StepImage], results: Path
+) -> StepOutcome:
+    from ci_toolkit.pipeline import steprun
 
     planned = plan_step(pipeline, step, options, images)
     outcome = StepOutcome(name=step.name, status=OK)
-    if planned.request is not None:
-        host = StepHost(app, pipeline.project_dir)
-        if options.split_platforms and len(planned.request.platforms) > 1:
-            result = per_platform.build(planned.request, host, planned.image_ref)
-        else:
-            result = run_build(planned.request, host)
-        digest = result.digest or (f"<digest of step {step.name}>" if app.dry_run else "")
-        image = StepImage(ref=planned.image_ref, digest=digest, pinned=not options.local_bases)
-        images[step.name] = image
-        outcome.image = image.image
-        outcome.digest = result.digest
-        outcome.refs = tuple(f"{t}@{result.digest}" for t in planned.request.tags) if result.digest else ()
-        outcome.cache = _cache(result)
-        if planned.request.push and result.digest:
-            outcome.platforms = platform_digests(image.image, app)
-        elif planned.request.push_by_digest:
-            outcome.refs = result.image_refs
-            outcome.platforms = dict.fromkeys(planned.request.platforms, result.digest)
-        app.reporter.info(f"step {step.name}: {image.image} ({_cache_text(outcome.cache)})")
-    if planned.run:
-        _run_container(step, planned.run, app, pipeline.project_dir)
+    with contextlib.ExitStack() as stack:
+        if planned.request is not None:
+            _build_step(pipeline, planned, options, app, images, outcome, stack)
+        if planned.run:
+            ctx = steprun.RunContext(pipeline=pipeline, options=options, app=app, results_dir=results)
+            loaded = planned.request is not None and planned.request.load
+            built = planned.image_ref if loaded else outcome.image
+            outcome.artifacts = steprun.run_step(ctx, planned, built, stack)
     return outcome
+
+
+def _build_step(
+    pipeline: Pipeline,
+    planned: PlannedStep,
+    options: Options,
+    app: App,
+    images: dict[str, StepImage],
+    outcome: StepOutcome,
+    stack: contextlib.ExitStack,
+) -> None:
+    from ci_toolkit.build import run_build
+    from ci_toolkit.pipeline import images as step_images
+    from ci_toolkit.pipeline import per_platform
+
+    step, build = planned.step, planned.step.spec["build"]
+    assert planned.request is not None
+    if "import" in build:
+        ref = step_images.import_image(pipeline.project_dir / str(build["import"]), planned.image_ref, app)
+        if options.build_registry:
+            step_images.push((ref,), app)
+        images[step.name] = StepImage(ref=ref, digest="", pinned=False)
+        outcome.image = ref
+        if not planned.tags_from_run:
+            loaded = [t for t in planned.request.tags if t != ref and planned.request.load]
+            step_images.tag_locally(ref, (*loaded, *planned.local_tags), app)
+        return
+    request = planned.request
+    if "inject" in build:
+        context = stack.enter_context(step_images.injected_context(build, pipeline.project_dir))
+        request = dataclasses.replace(request, context=context)
+    host = StepHost(app, pipeline.project_dir)
+    if options.split_platforms and len(request.platforms) > 1:
+        result = per_platform.build(request, host, planned.image_ref)
+    else:
+        result = run_build(request, host)
+    digest = result.digest or (f"<digest of step {step.name}>" if app.dry_run else "")
+    image = StepImage(ref=planned.image_ref, digest=digest, pinned=not options.local_bases)
+    images[step.name] = image
+    outcome.image = image.image
+    outcome.digest = result.digest
+    outcome.refs = tuple(f"{t}@{result.digest}" for t in planned.request.tags) if result.digest else ()
+    outcome.cache = _cache(result)
+    if planned.request.push and result.digest:
+        outcome.platforms = platform_digests(image.image, app)
+    elif planned.request.push_by_digest:
+        outcome.refs = result.image_refs
+        outcome.platforms = dict.fromkeys(planned.request.platforms, result.digest)
+    app.reporter.info(f"step {step.name}: {image.image} ({_cache_text(outcome.cache)})")
+    if not planned.tags_from_run:
+        step_images.tag_locally(image.image, planned.local_tags, app)
 
 
 def _cache(result: BuildResult) -> dict[str, Any]:
@@ -173,34 +216,6 @@ def _cache(result: BuildResult) -> dict[str, Any]:
 
 def _cache_text(cache: Mapping[str, Any]) -> str:
     return f"cache {cache.get('backend')}: {cache.get('hits')}/{cache.get('steps')} steps cached"
-
-
-@dataclass(frozen=True)
-class StepHost:
-    """The app, with relative build paths resolving against the project directory."""
-
-    app: App
-    cwd: Path
-
-    @property
-    def settings(self) -> Settings:
-        return self.app.settings
-
-    @property
-    def env(self) -> Mapping[str, str]:
-        return self.app.env
-
-    @property
-    def ci(self) -> CIContext:
-        return self.app.ci
-
-    @property
-    def reporter(self) -> Reporter:
-        return self.app.reporter
-
-    @property
-    def dry_run(self) -> bool:
-        return self.app.dry_run
 
 
 def platform_digests(image: str, app: App) -> dict[str, str]:
@@ -232,33 +247,6 @@ def platform_digests(image: str, app: App) -> dict[str, str]:
         name = "/".join(p for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p)
         result[name] = str(manifest.get("digest", ""))
     return result
-
-
-def _run_container(step: Step, spec: Mapping[str, Any], app: App, project_dir: Path) -> None:
-    from ci_toolkit.containers.run import RunRequest, run_in_container
-    from ci_toolkit.containers.services import service_list
-
-    shell = str(spec.get("shell", "sh"))
-    command: tuple[str, ...] = ()
-    if "cmds" in spec:
-        command = (shell, "-c", "set -e\n" + "\n".join(str(c) for c in spec["cmds"]))
-    elif "cmd" in spec:
-        command = (shell, "-c", str(spec["cmd"]))
-    workdir = project_dir / str(spec.get("workdir", "."))
-    request = RunRequest(
-        image=str(spec["image"]),
-        command=command,
-        services=tuple(service_list(list(spec.get("services", ())), f"step {step.name}: services")),
-        env={k: str(v) for k, v in spec.get("env", {}).items()},
-        workdir=str(workdir),
-        pull_policy=str(spec.get("pull-policy", app.settings.pull_policy)),
-        timeout=float(spec["timeout"]) if "timeout" in spec else None,
-        step=step.name,
-        home=app.env.get("HOME", ""),
-    )
-    code = run_in_container(request, settings=app.settings, ci=app.ci, reporter=app.reporter, cwd=project_dir)
-    if code != 0:
-        raise ToolkitError.failed(f"the run command exited with {code}")
 
 
 def promote_all(pipeline: Pipeline, outcomes: Sequence[StepOutcome], options: Options, app: App) -> list[Any]:
