@@ -175,6 +175,7 @@ def _services(ctx: RunContext, step: str, services: Any, stack: ExitStack) -> li
                 alias=str(name),
                 command=_command(spec) or None,
                 variables={k: str(v) for k, v in spec.get("env", {}).items()},
+                pull_policy=str(spec.get("pull-policy", "")),
                 wait_for=tuple(_wait(w)[0] for w in spec.get("wait-for", ())),
                 wait=bool(spec.get("wait-for")),
                 wait_timeout=max((t for _, t in map(_wait, spec.get("wait-for", ())) if t), default=None),
