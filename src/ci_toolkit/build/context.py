@@ -10,6 +10,7 @@ engine's daemon.json holds its mirrors (``ci-toolkit mirror render --format daem
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from ci_toolkit.core import proc
 from ci_toolkit.core.errors import ToolkitError
@@ -41,3 +42,18 @@ def _endpoint(name: str, reporter: Reporter) -> str | None:
         return str(data[0]["Endpoints"]["docker"]["Host"])
     except (ValueError, LookupError, TypeError):
         return ""
+
+
+def through_context(argv: list[str], builder: str, env: Mapping[str, str], reporter: Reporter) -> list[str]:
+    """``docker --context NAME buildx build ...`` when the builder is a Docker context: buildx
+    refuses ``--builder`` for another context's docker driver ("use docker --context=NAME")."""
+    if not builder or argv[:3] != ["docker", "buildx", "build"]:
+        return argv
+    done = proc.run(["docker", "context", "inspect", builder], reporter, capture=True, check=False, echo=False, env=env)
+    if done.returncode != 0:
+        return argv  # a buildx builder (docker-container, remote, kubernetes)
+    rest = argv[3:]
+    at = rest.index("--builder") if "--builder" in rest else -1
+    if at >= 0:
+        del rest[at : at + 2]
+    return ["docker", "--context", builder, "buildx", "build", *rest]

@@ -328,7 +328,8 @@ def _assemble(
     cache_to: tuple[str, ...],
     metadata_path: Path,
 ) -> list[str]:
-    return build_args.assemble(
+    builder = request.builder or host.settings.builder
+    argv = build_args.assemble(
         build_args.Argv(
             context=prepared.context,
             dockerfile=prepared.dockerfile,
@@ -345,7 +346,7 @@ def _assemble(
             cache_to=cache_to,
             extra_args=prepared.plan.extra_args,
             metadata_file=str(metadata_path),
-            builder=request.builder or host.settings.builder,
+            builder=builder,
             outputs=_digest_outputs(request, metadata_path),
             provenance=request.provenance,
             sbom=request.sbom,
@@ -360,6 +361,9 @@ def _assemble(
             ),
         )
     )
+    from ci_toolkit.build.context import through_context
+
+    return through_context(argv, builder, host.env, host.reporter)
 
 
 def _digest_outputs(request: BuildRequest, metadata_path: Path) -> tuple[str, ...]:
