@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, app: App) -> int:
     outputs = {}
     if args.digest_dir and not app.dry_run:
         outputs["digest-file"] = str(_write_digests(result, request, Path(args.digest_dir), app))
-    _publish(result, app, outputs)
+    _publish(result, app, outputs, request)
     return 0
 
 
@@ -175,16 +175,24 @@ def _secret_files(items: list[str]) -> list[str]:
     return specs
 
 
-def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:
-    data = result.as_dict()
-    refs = ", ".join(result.image_refs) or "(untagged)"
-    human = (
-        f"built {refs}\n  digest: {result.digest or '-'}\n"
-        f"  cache: {result.cache_backend} key {result.cache_key!r}, "
-        f"{result.cache_hits}/{result.cache_steps} steps cached\n"
-        + (f"  {_cache_line(result.cache)}\n" if result.cache.get("entry") else "")
-        + f"  time: {result.durations['total']:.1f}s (buildx {result.durations['build']:.1f}s)"
+def _publish(result: BuildResult, app: App, extra: dict[str, str], request: BuildRequest) -> None:
+    from ci_toolkit.build.summary import BuildView, log_block, markdown
+
+    view = BuildView(
+        refs=result.image_refs,
+        digest=result.digest,
+        platforms=_platforms(result, request, app),
+        cache_backend=result.cache_backend,
+        cache_key=result.cache_key,
+        cache_hits=result.cache_hits,
+        cache_steps=result.cache_steps,
+        cache=result.cache,
+        seconds=result.durations["total"],
+        build_seconds=result.durations["build"],
+        run_url=app.ci.run_url,
     )
+    data = {**result.as_dict(), "platforms": [dataclasses.asdict(p) for p in view.platforms]}
+    human = log_block(view) + (f"\n  {_cache_line(result.cache)}" if result.cache.get("entry") else "")
     if app.dry_run:
         app.reporter.result(data, human)
         return
@@ -203,12 +211,26 @@ def _publish(result: BuildResult, app: App, extra: dict[str, str]) -> None:
         **extra,
     }
     app.reporter.result(data, human, outputs=outputs)
-    app.reporter.summary(
-        "| image | digest | cache key | cached steps | seconds |\n|---|---|---|---|---|\n"
-        f"| {refs} | `{result.digest or '-'}` | `{result.cache_key}` | {result.cache_hits}/{result.cache_steps} "
-        f"| {result.durations['total']:.1f} |"
-        + (f"\n\n{_cache_line(result.cache)}" if result.cache.get("entry") else "")
-    )
+    app.reporter.summary(markdown(view) + (f"\n\n{_cache_line(result.cache)}" if result.cache.get("entry") else ""))
+
+
+def _platforms(result: BuildResult, request: BuildRequest, app: App) -> list[Any]:
+    """Digest and size per platform of a pushed image, read from its manifests."""
+    if app.dry_run or not request.push or not result.digest or not result.image_refs:
+        return []
+    from ci_toolkit.build.summary import PlatformRow
+    from ci_toolkit.registry.client import connect, parse_reference
+    from ci_toolkit.registry.describe import describe
+
+    ref = parse_reference(result.image_refs[0])
+    try:
+        client = connect(ref.host, settings=app.settings, env=app.env, reporter=app.reporter)
+        client.want_scope(ref.repository, "pull")
+        images = describe(client, ref.repository, result.digest)
+    except ToolkitError as exc:
+        app.reporter.warning(f"the summary has no per-platform sizes: {exc.message}")
+        return []
+    return [PlatformRow(platform=i.platform, digest=i.digest, size=i.size) for i in images]
 
 
 def _cache_outputs(cache: Mapping[str, Any]) -> dict[str, str]:

@@ -211,6 +211,7 @@ def _cache(result: BuildResult) -> dict[str, Any]:
         "backend": result.cache_backend,
         "hits": result.cache_hits,
         "steps": result.cache_steps,
+        "imported_bytes": int(str(result.cache.get("imported_bytes") or 0)),
     }
 
 
@@ -300,10 +301,13 @@ def publish(report: RunReport, app: App) -> None:
             outputs[f"{o.name}-image"] = o.image
             outputs[f"{o.name}-digest"] = o.digest
     app.reporter.outputs(outputs)
-    app.reporter.summary(summary_markdown(report))
+    app.reporter.summary(summary_markdown(report, app.ci.run_url))
 
 
-def summary_markdown(report: RunReport) -> str:
+def summary_markdown(report: RunReport, run_url: str = "") -> str:
+    """One row per step: its image, the digest of each platform, cache use and duration."""
+    from ci_toolkit.build.summary import size_text
+
     lines = [
         "### ci-toolkit pipeline",
         "",
@@ -311,8 +315,12 @@ def summary_markdown(report: RunReport) -> str:
         "|---|---|---|---|---|---|",
     ]
     for o in report.outcomes:
-        platforms = ", ".join(sorted(o.platforms)) or "-"
+        platforms = "<br>".join(f"{p} `{d[:19]}`" if d else p for p, d in sorted(o.platforms.items())) or "-"
         cache = f"{o.cache.get('hits')}/{o.cache.get('steps')} cached" if o.cache else "-"
+        imported = int(str(o.cache.get("imported_bytes") or 0)) if o.cache else 0
+        cache += f", {size_text(imported)} imported" if imported else ""
         image = f"`{o.image}`" if o.image else (o.reason or "-")
         lines.append(f"| {o.name} | {o.status} | {image} | {platforms} | {cache} | {o.seconds:.1f} |")
+    if run_url:
+        lines += ["", f"Run: {run_url}"]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ metadata-action's semver rules pushes 1.2.3, 1.2 and latest, with the version la
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -70,3 +71,50 @@ def test_meta_command_outputs_like_metadata_action(tmp_path: Path) -> None:
     outputs = (tmp_path / "out.env").read_text()
     assert "CI_TOOLKIT_VERSION=feature-x" in outputs
     assert "org.opencontainers.image.source=https://gitlab.example/group/app" in outputs
+
+
+def test_summary_shows_each_pushed_platform_as_the_registry_has_it(tmp_path: Path) -> None:
+    repo = unique("ci-toolkit-summary")
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /hello.txt\n")
+    (tmp_path / "hello.txt").write_text("hello\n")
+    summary = tmp_path / "summary.md"
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "octo/app",
+        "GITHUB_RUN_ID": "99",
+        "GITHUB_SHA": SHA,
+        "GITHUB_RUN_NUMBER": "8",
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "CI_TOOLKIT_INSECURE_REGISTRIES": PUSH_REGISTRY,
+    }
+    ref = f"{PUSH_REGISTRY}/{repo}:build-8"
+    result = run_cli_process(
+        [
+            "build",
+            str(tmp_path),
+            "-t",
+            ref,
+            "--push",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--cache-backend",
+            "none",
+        ],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.code == 0, result.err
+    raw = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--raw", ref], capture_output=True, text=True, check=True
+    )
+    platforms = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+        for m in json.loads(raw.stdout)["manifests"]
+        if m["platform"]["os"] != "unknown"
+    }
+    text = summary.read_text()
+    for platform, digest in platforms.items():
+        assert re.search(rf"\| {platform} \| `{digest}` \| [\d.]+ (KiB|MiB) \|", text), text
+        assert f"{platform}: {digest} (" in result.out
+    assert "https://github.com/octo/app/actions/runs/99" in text
