@@ -120,7 +120,7 @@ def _shape(shape: str, rounds: int) -> Ratio:
     t_ours, t_base = statistics.median(ours), statistics.median(base)
     what = "running, one network each" if shape == "running" else "stopped"
     return Ratio(
-        f"W: sweep / docker ps -aq | xargs docker rm -f ({COUNT} containers, {what})",
+        f"W: sweep / docker ps -aq + xargs docker rm -f ({COUNT} containers, {what})",
         t_ours / t_base,
         "<= 0.75",
         f"{t_ours * 1000:.0f} ms",
