@@ -201,6 +201,8 @@ def _input_argv(launcher: Any, name: str, command: str) -> str:
         return "the command to run" if name == "command" else "(the install step)"
     base = {n: "" for n in launcher.ALL_INPUTS}
     base["source"] = "SOURCE" if command == "promote" else ""
+    if command == "merge":  # merge needs its directory and one tagged repository to run at all
+        base.update(merge="DIR", tags="REPO:TAG")
     before = launcher.command_line(command, base, {}, strict=False)
     for sample in ("ID=VALUE" if name == "secrets" else "VALUE", "true"):
         try:

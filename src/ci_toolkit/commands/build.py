@@ -135,7 +135,9 @@ def run(args: argparse.Namespace, app: App) -> int:
     result = run_build(request, app)
     outputs = {}
     if args.digest_dir and not app.dry_run:
-        outputs["digest-file"] = str(_write_digests(result, request, Path(args.digest_dir), app))
+        written = _write_digests(result, request, Path(args.digest_dir), app)
+        outputs["digest-file"] = str(written)
+        outputs["digest-artifact"] = str(written.parent)
     _publish(result, app, outputs, request)
     return 0
 

@@ -345,3 +345,25 @@ def test_launcher_maps_build_push_action_inputs_and_keeps_secret_values_off_argv
     ]
     assert secret_env == {"CI_TOOLKIT_SECRET_GIT_AUTH_TOKEN": "s3cr3t-value", "CI_TOOLKIT_SECRET_NPM_RC": "x=y"}
     assert not any("s3cr3t" in a for a in cli_args)
+
+
+def test_launcher_maps_split_and_merge_inputs() -> None:
+    launcher = _load_ci_action()
+    env = {"INPUT_PLATFORMS": "linux/arm64", "INPUT_TAGS": "r.io/app", "INPUT_PUSH_BY_DIGEST": "true"}
+    argv = launcher.command_line("build", launcher.read_inputs(env), {**env, "RUNNER_TEMP": "/rt"}, strict=True)
+    assert argv == [
+        *["build", "--platform", "linux/arm64", "--tag", "r.io/app"],
+        *["--push-by-digest", "--digest-dir", "/rt/ci-toolkit-digests"],
+    ]
+    merge = {
+        "INPUT_MERGE": "/dl",
+        "INPUT_TAGS": "r.io/app:1.0\nr.io/app:latest",
+        "INPUT_PLATFORMS": "linux/amd64,linux/arm64",
+    }
+    assert launcher.command_line("merge", launcher.read_inputs(merge), merge, strict=True) == [
+        *["merge", "r.io/app", "--digest-dir", "/dl", "--tag", "1.0", "--tag", "latest"],
+        *["--platforms", "linux/amd64,linux/arm64"],
+    ]
+    two = {**merge, "INPUT_TAGS": "r.io/app:1, r.io/other:1"}
+    with pytest.raises(launcher.InputError, match="one repository"):
+        launcher.command_line("merge", launcher.read_inputs(two), two, strict=True)
