@@ -10,8 +10,6 @@ container (the engine creates missing parent directories).
 from __future__ import annotations
 
 import contextlib
-import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,6 +36,8 @@ def save(api: Any, container: str, path: str, target: Path) -> bool:
 
 def restore(api: Any, container: str, path: str, source: Path) -> None:
     """Unpack ``source`` (written by ``save``, of any directory name) at ``path``."""
+    import tempfile
+
     import docker.errors
 
     where = PurePosixPath(path)
@@ -52,6 +52,7 @@ def restore(api: Any, container: str, path: str, source: Path) -> None:
 
 def _renamed(source: Path, out: Any, prefix: str) -> None:
     """``source``'s members with their first path component replaced by ``prefix``."""
+    import tarfile  # imports shutil: only when a cache is restored, not at start-up
     with tarfile.open(source, "r") as tin, tarfile.open(fileobj=out, mode="w") as tout:
         for member in tin:
             rest = member.name.partition("/")[2]
