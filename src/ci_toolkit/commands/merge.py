@@ -8,6 +8,7 @@ from typing import Any
 
 from ci_toolkit.app import App
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.retry import settings_policy
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace, app: App) -> int:
         tags=tuple(args.tags),
         platforms=platforms,
         dry_run=app.dry_run,
+        retry=settings_policy(app.settings),
     )
     result = merge(request, settings=app.settings, env=app.env, reporter=app.reporter)
     verb = "would write" if app.dry_run else "wrote"

@@ -13,6 +13,7 @@ import dataclasses
 
 from ci_toolkit.build import BuildHost, BuildRequest, BuildResult, run_build
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.retry import settings_policy
 from ci_toolkit.pipeline.model import split_tag
 
 
@@ -48,7 +49,13 @@ def build(request: BuildRequest, host: BuildHost, ref: str) -> BuildResult:
     if host.dry_run:
         return result
     merged = merge(
-        MergeRequest(repository=repo, digests=tuple(digests), tags=(tag,), platforms=request.platforms),
+        MergeRequest(
+            repository=repo,
+            digests=tuple(digests),
+            tags=(tag,),
+            platforms=request.platforms,
+            retry=settings_policy(host.settings),
+        ),
         settings=host.settings,
         env=host.env,
         reporter=host.reporter,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ci_toolkit.core.errors import ToolkitError
+from ci_toolkit.core.retry import settings_policy
 from ci_toolkit.pipeline.model import Pipeline, Step, split_tag
 from ci_toolkit.pipeline.plan import Options, select
 from ci_toolkit.pipeline.run import OK, RunReport, StepOutcome, promote_all, publish
@@ -79,7 +80,11 @@ def _prepare(step: Step, options: Options, app: App, records: Sequence[DigestRec
         if not mine:
             raise ToolkitError.failed(f"step {step.name}: no digests for {repo} (did its platform jobs run?)")
         request = MergeRequest(
-            repository=repo, records=mine, tags=tuple(repo_tags), platforms=options.platforms or step.platforms
+            repository=repo,
+            records=mine,
+            tags=tuple(repo_tags),
+            platforms=options.platforms or step.platforms,
+            retry=settings_policy(app.settings),
         )
         try:
             merges.append(prepare(request, settings=app.settings, env=app.env, reporter=app.reporter))
