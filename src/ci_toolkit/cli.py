@@ -179,10 +179,21 @@ def main(
     except Stopped as exc:
         reporter.error(str(exc))
         return exc.exit_code
+    except OSError as exc:
+        # A path the system refuses (too long, a loop, a device gone) wherever a command met
+        # it: an environment or input problem with the file named, never a bug report.
+        error = _os_error(exc)
+        reporter.error(error.message)
+        return error.exit_code
     except Exception as exc:  # the last resort: every expected failure is classified earlier
         return _internal_error(exc, reporter, env, debug=debug)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _os_error(exc: OSError) -> ToolkitError:
+    where = f"cannot use {exc.filename}" if exc.filename else "system call failed"
+    return ToolkitError.from_os_error(exc, where)
 
 
 def _working_directory() -> Path:

@@ -53,6 +53,7 @@ def restore(api: Any, container: str, path: str, source: Path) -> None:
 def _renamed(source: Path, out: Any, prefix: str) -> None:
     """``source``'s members with their first path component replaced by ``prefix``."""
     import tarfile  # imports shutil: only when a cache is restored, not at start-up
+
     with tarfile.open(source, "r") as tin, tarfile.open(fileobj=out, mode="w") as tout:
         for member in tin:
             rest = member.name.partition("/")[2]

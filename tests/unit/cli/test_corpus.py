@@ -601,6 +601,16 @@ CASES = [
         env={"CI_TOOLKIT_RETRY_MAX_WAIT": "forever"},
     ),
     Case("cache-required-bad", ["config", "show"], INPUT, "true or false", env={"CI_TOOLKIT_CACHE_REQUIRED": "maybe"}),
+    # --- names the system refuses (ENAMETOOLONG) -----------------------------------------------
+    Case("long-config", ["--config", "a" * 300, "config", "show"], INPUT, "name too long"),
+    Case("long-env-file", ["--env-file", "a" * 300, "config", "show"], INPUT, "too long"),
+    Case("long-cache-root-ls", ["cache", "ls", "--cache-root", "a" * 300], INPUT, "name too long"),
+    Case("long-cache-root-prune", ["cache", "prune", "--cache-root", "a" * 300], INPUT, "name too long"),
+    Case("long-dockerfile", ["--dry-run", "build", "-f", "a" * 300, "-t", "a/b:1"], INPUT, "name too long"),
+    Case("long-context", ["--dry-run", "build", "a" * 300, "-t", "a/b:1"], INPUT, "name too long"),
+    Case("long-render-output", ["mirror", "render", "--format", "buildkitd", "-o", "a" * 300], INPUT, "too long"),
+    Case("long-pipeline-config", ["pipeline", "validate", "--config", "a" * 300], INPUT, "name too long"),
+    Case("long-digest-dir", ["merge", "h:5000/r", "--digest-dir", "a" * 300, "--tag", "t"], INPUT, "name too long"),
     # --- sweep ----------------------------------------------------------------------------------------------------
     Case("sweep-nothing", ["sweep"], INPUT, "nothing selected"),
     # --- cwd ------------------------------------------------------------------------------------------------------
