@@ -167,3 +167,17 @@ def test_a_buildrunner_file_renders_in_the_same_sandbox(tmp_path: Path, payload:
     assert result.code == 2, result
     assert len(result.error_lines) == 1 and "buildrunner.yaml:5" in result.error_lines[0], result.err
     assert not canary.exists()
+
+
+def test_text_without_template_syntax_is_returned_as_it_is_without_loading_jinja(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from ci_toolkit.core.templates import render_template
+
+    text = "steps:\n  app: {build: {path: .}}\n"
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # any import of it fails
+    assert render_template(text, {}, "x") == text
+    monkeypatch.undo()
+    assert render_template("a: {{ X }}\r\n", {"X": 1}, "x") == "a: 1\n"
