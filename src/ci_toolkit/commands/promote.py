@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, app: App) -> int:
     from ci_toolkit.registry.promote import PromoteRequest, promote
 
     retries = app.settings.retries if args.retries is None else args.retries
-    if args.timeout <= 0 or retries < 0:
+    if not 0 < args.timeout < float("inf") or retries < 0:
         raise ToolkitError.bad_input("--timeout must be > 0 and --retries >= 0")
     policy = policy_from(retries, parse_duration(app.settings.retry_max_wait, "setting retry-max-wait"))
     request = PromoteRequest(

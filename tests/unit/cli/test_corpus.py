@@ -611,6 +611,8 @@ CASES = [
     Case("long-render-output", ["mirror", "render", "--format", "buildkitd", "-o", "a" * 300], INPUT, "too long"),
     Case("long-pipeline-config", ["pipeline", "validate", "--config", "a" * 300], INPUT, "name too long"),
     Case("long-digest-dir", ["merge", "h:5000/r", "--digest-dir", "a" * 300, "--tag", "t"], INPUT, "name too long"),
+    Case("promote-timeout-nan", ["promote", "h:5000/a:1", "--tag", "l", "--timeout", "nan"], INPUT, "--timeout"),
+    Case("promote-timeout-inf", ["promote", "h:5000/a:1", "--tag", "l", "--timeout", "inf"], INPUT, "--timeout"),
     # --- sweep ----------------------------------------------------------------------------------------------------
     Case("sweep-nothing", ["sweep"], INPUT, "nothing selected"),
     # --- cwd ------------------------------------------------------------------------------------------------------
