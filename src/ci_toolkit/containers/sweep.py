@@ -28,8 +28,9 @@ from ci_toolkit.core import units
 from ci_toolkit.core.errors import ToolkitError
 
 KINDS = ("container", "network", "volume")
-# The engine removes containers one by one per request; measured on 100 containers, 64
-# requests in flight match `docker rm` with many ids (fewer were up to 1.8x slower).
+# The engine removes containers one by one per request. Measured on 100 containers, in
+# process, shared engine under load: stopped 4 in flight 10.6 s, 8 7.2 s, 16 5.2 s, 64 4.9 s
+# (xargs docker rm -f 5.8 s); running with a network each 8 59 s, 16 35 s, 64 34 s (xargs 50 s).
 PARALLEL = 64
 # An engine error is retried this many times in all, with backoff (the engine is busy, not wrong).
 ATTEMPTS = 4
