@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -53,6 +54,8 @@ class Side:
         start = time.perf_counter()
         self.build(rev)
         self.times.setdefault(phase, []).append(time.perf_counter() - start)
+        # Progress on stderr: a long run that is stopped still says what it measured.
+        print(f"  B5 {self.name} {phase} rev {rev}: {self.times[phase][-1]:.1f} s", file=sys.stderr, flush=True)
 
     def size(self) -> int:
         if (self.cache_dir / "current").is_symlink():

@@ -124,7 +124,8 @@ def _prepare(request: BuildRequest, host: BuildHost) -> _Prepared:
         request.context, request.dockerfile, request.dockerfile_text is not None, cwd
     )
     plan = _plan_cache(request, host, tags, platforms, context)
-    for name in build_args.secret_env_names(request.secrets):
+    # cache-backend gha: buildx reads the runtime token from the environment; never print it.
+    for name in ("ACTIONS_RUNTIME_TOKEN", *build_args.secret_env_names(request.secrets)):
         if env.get(name):
             host.reporter.add_secret(env[name])
     labels = {**build_args.toolkit_labels(host.ci, env, settings), **git_labels, **request.labels}

@@ -199,6 +199,50 @@ def substitute(text: str, ctx: Mapping[str, Any]) -> str:
     return EXPRESSION.sub(lambda m: _evaluate(m.group(1), ctx), text)
 
 
+_CLAUSE = re.compile(r"^\s*([\w.-]+)\s*(==|!=)\s*'([^']*)'\s*$")
+
+
+def condition(expr: str, ctx: Mapping[str, Any]) -> bool:
+    """The `if:` forms action.yml uses: `A == 'x'` / `A != 'x'` joined with `&&`."""
+    result = True
+    for clause in expr.split("&&"):
+        match = _CLAUSE.match(clause)
+        assert match, f"if: not emulated by the test harness: {expr}"
+        value = _evaluate(match.group(1), ctx)
+        result = result and ((value == match.group(3)) == (match.group(2) == "=="))
+    return result
+
+
+def _cache_file(store: Path, key: str) -> Path:
+    return store / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".tar")
+
+
+def emulate_uses(step: Mapping[str, Any], ctx: Mapping[str, Any], cache_store: Path) -> dict[str, str]:
+    """The actions a step may use, emulated: actions/cache restore and save with a local
+    directory as the cache service (a tar per key; restore-keys match the newest by prefix,
+    as the service does), and the runtime exporter (nothing to do: no service here)."""
+    uses = str(step["uses"]).split("@")[0]
+    with_ = {k: substitute(str(v), ctx) for k, v in (step.get("with") or {}).items()}
+    if uses == "crazy-max/ghaction-github-runtime":
+        return {}
+    path = Path(with_["path"])
+    if uses == "actions/cache/save":
+        cache_store.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "-cf", str(_cache_file(cache_store, with_["key"])), "-C", str(path.parent),
+                        path.name], check=True)  # fmt: skip
+        return {}
+    assert uses == "actions/cache/restore", f"uses: {uses} not emulated by the test harness"
+    exact = _cache_file(cache_store, with_["key"])
+    found = [exact] if exact.is_file() else []
+    prefix = _cache_file(cache_store, with_.get("restore-keys", "")).name.removesuffix(".tar")
+    found += sorted(cache_store.glob(f"{prefix}*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not found or (not with_.get("restore-keys") and not exact.is_file()):
+        return {"cache-hit": "false"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-xf", str(found[0]), "-C", str(path.parent)], check=True)
+    return {"cache-hit": str(found[0] == exact).lower(), "cache-matched-key": found[0].name.removesuffix(".tar")}
+
+
 def run_action(
     action_path: Path,
     inputs: Mapping[str, str],
@@ -207,6 +251,7 @@ def run_action(
     tool_cache: Path,
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 900,
+    actions_cache: Path | None = None,
 ) -> ActionRun:
     """Run action.yml's composite steps as the runner does: expressions substituted in `env:`
     only, each `run:` in `bash --noprofile --norc -eo pipefail`, one $GITHUB_OUTPUT file per
@@ -250,9 +295,14 @@ def run_action(
     results: list[StepRun] = []
     code = 0
     for index, step in enumerate(action["runs"]["steps"]):
-        assert "uses" not in step, "the harness runs only `run:` steps"
+        if "if" in step and not condition(step["if"], ctx):
+            continue
+        if "uses" in step:
+            used = emulate_uses(step, ctx, actions_cache or scratch / "actions-cache")
+            if "id" in step:
+                ctx["steps"][step["id"]] = used
+            continue
         assert step.get("shell") == "bash", "every step must say shell: bash"
-        assert "if" not in step, "the harness does not evaluate `if:`"
         assert "${{" not in step["run"], "inputs must reach scripts through env:, never ${{ }} in run:"
         output_file = scratch / f"output-{index}"
         output_file.touch()
