@@ -9,8 +9,14 @@ B5 real size: a CI image shaped like Bitcoin Core's (benchmarks/images/realsize:
 Every build here runs after `docker buildx prune -af`: point DOCKER_HOST at an engine of your
 own (`scripts/bootstrap --engine NAME`), never a shared one. `scripts/bootstrap --with debian`
 provides debian:trixie; the package layers come from Debian's mirror.
+T1 transport: a CI cache carrying the cache directory between runners (archive it after the
+   build; wipe the engine and the directory; restore the archive before the next build),
+   ten builds that change a layer: archive after 10 / after 1, beside it the raw seed pair
+   with the documented `rm -rf && mv` workaround (--cache-to a new directory, then moved).
+
 CI_TOOLKIT_BENCH_SMALL=1 shrinks the package lists for a quick check; report figures from the
-real-size run. CI_TOOLKIT_BENCH_B5_VARIANTS=gzip,zstd:9 adds toolkit runs with other cache
+real-size run. CI_TOOLKIT_BENCH_ONLY=T1 runs the transport row alone.
+CI_TOOLKIT_BENCH_B5_VARIANTS=gzip,zstd:9 adds toolkit runs with other cache
 compressions (COMPRESSION[:LEVEL]) to the same interleaved run, for choosing the default.
 """
 
@@ -20,6 +26,7 @@ import os
 import shutil
 import statistics
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -159,9 +166,54 @@ def _rows(label: str, sides: list[Side], sizes: dict[str, list[int]]) -> list[Ra
     return rows
 
 
+TRANSPORT_DOCKERFILE = """\
+ARG DOCKER_REGISTRY=docker.io
+FROM ${DOCKER_REGISTRY}/library/busybox
+RUN head -c 3000000 /dev/urandom > /base
+ARG N=0
+RUN head -c 500000 /dev/urandom > /changing && echo $N > /n
+"""
+
+
+def _archive_round_trip(directory: Path, archive: Path) -> int:
+    """What actions/cache does between two runners: tar the directory, lose the runner, untar."""
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(directory, arcname=directory.name)
+    engine_wipe()
+    shutil.rmtree(directory, ignore_errors=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(directory.parent, filter="tar")
+    return archive.stat().st_size
+
+
+def t1_transport(tmp: Path) -> Ratio:
+    ctx = tmp / "t1"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(TRANSPORT_DOCKERFILE)
+    ours_dir, raw_dir = tmp / "t1-toolkit" / "entry", tmp / "t1-raw" / "cache"
+    seed = seed_value(ours_dir) + " --output type=cacheonly"
+    env = job_env(CI_IMAGE_BUILD_EXTRA_ARGS=seed, CI_TOOLKIT_CACHE_TRANSPORT="actions-cache")
+    ours, raw = [], []
+    for n in range(11):
+        toolkit(["build", "--build-arg", f"N={n}", "."], ctx, env)
+        ours.append(_archive_round_trip(ours_dir, tmp / "t1-ours.tgz"))
+        new = raw_dir.with_name("cache-new")
+        from_args = ["--cache-from", f"type=local,src={raw_dir}"] if raw_dir.is_dir() else []
+        raw_buildx(["--build-arg", "DOCKER_REGISTRY=docker.io", "--build-arg", f"N={n}", "--output", "type=cacheonly",
+                    *from_args, "--cache-to", f"type=local,dest={new},mode=max", "."], ctx)  # fmt: skip
+        shutil.rmtree(raw_dir, ignore_errors=True)
+        new.rename(raw_dir)
+        raw.append(_archive_round_trip(raw_dir, tmp / "t1-raw.tgz"))
+    return Ratio("T1 transport: archive after 10 changing builds / after 1", ours[10] / ours[1], "<= 1.5",
+                 f"{mib(ours[1])} -> {mib(ours[10])}",
+                 f"raw rm -rf && mv: {mib(raw[1])} -> {mib(raw[10])} ({raw[10] / raw[1]:.2f}x)")  # fmt: skip
+
+
 def run() -> list[Ratio]:
     tmp = Path(tempfile.mkdtemp(prefix="ci-toolkit-bench-warm-"))
     try:
-        return b5_realsize(tmp)
+        if os.environ.get("CI_TOOLKIT_BENCH_ONLY") == "T1":
+            return [t1_transport(tmp)]
+        return [t1_transport(tmp), *b5_realsize(tmp)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
