@@ -50,6 +50,23 @@ class Fleet:
             args += ["--builder", self.builder_b]
         return run_cli_process(args, env={"CI_TOOLKIT_INSECURE_REGISTRIES": "[127.0.0.1:5000]"})
 
+    def import_only(self, stamp: str, *, on_b: bool) -> int:
+        """A third build that only imports the key (no export, so it leaves the key as the race
+        left it): plain buildx with --cache-from. Returns how many RUN steps came from it."""
+        docker = ["docker", "--context", self.builder_b] if on_b else ["docker"]
+        ref = f"type=registry,ref={self.cache_ref}:cache-{self.key}"
+        argv = [*docker, "buildx", "build", "--progress", "plain", "--build-arg", f"STAMP={stamp}"]
+        proc = subprocess.run(
+            [*argv, "--cache-from", ref, str(self.context)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs = {line.split()[0] for line in proc.stderr.splitlines() if " RUN " in line and line.startswith("#")}
+        cached = {line.split()[0] for line in proc.stderr.splitlines() if line.endswith(" CACHED")}
+        return len(runs & cached)
+
     def manifest_blobs_missing(self, tag: str) -> list[str]:
         """Digests the cache manifest under ``tag`` references that the registry lacks."""
         repo = self.cache_ref.removeprefix(f"{REGISTRY}/")

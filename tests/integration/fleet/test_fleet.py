@@ -56,8 +56,7 @@ def test_concurrent_exports_of_one_key_leave_a_usable_cache(fleet: Fleet, tmp_pa
         assert a.code == 0, a.err[-2000:]
         assert b.code == 0, b.err[-2000:]
         assert fleet.manifest_blobs_missing(f"cache-{fleet.key}") == []
-        # Whoever won, the other engine imports it: exactly the winner's content is fully cached
-        # on the engine that did not build it.
-        cross = [fleet.build(stamp_a, on_b=True), fleet.build(stamp_b, on_b=False)]
-        assert all(c.code == 0 for c in cross), [c.err[-500:] for c in cross]
-        assert any(cached(c)[0] == RUNS for c in cross)
+        # A third build imports the key (and does not export): whoever won, the winner's content
+        # built on the engine that did not build it comes entirely from the shared cache.
+        cross = [fleet.import_only(stamp_a, on_b=True), fleet.import_only(stamp_b, on_b=False)]
+        assert RUNS in cross, cross
