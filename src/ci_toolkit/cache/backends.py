@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ci_toolkit.cache import last_build, store
 from ci_toolkit.cache.keys import key_dirname
+from ci_toolkit.core.config import default_cache_root
 from ci_toolkit.core.errors import ToolkitError
 
 BACKENDS = ("local", "registry", "gha", "none")
@@ -33,12 +34,6 @@ class CachePlan:
     warning: str = ""
     extra_args: tuple[str, ...] = ()
     """Extra args with a recognised pair removed."""
-
-
-def default_cache_root(env: Mapping[str, str]) -> Path:
-    xdg = env.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg.startswith("/") else Path(env.get("HOME") or Path.home()) / ".cache"
-    return base / "ci-toolkit" / "buildx"
 
 
 def resolve_root(value: str, env: Mapping[str, str], cwd: Path) -> Path:

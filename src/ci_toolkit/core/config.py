@@ -4,7 +4,6 @@ before it is parsed as YAML. Everything is resolved once, in ``load``, from a pa
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
@@ -316,8 +315,11 @@ def _defaults(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def default_cache_root(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_CACHE_HOME") or os.path.join(env.get("HOME", "/root"), ".cache")
-    return Path(base) / "ci-toolkit" / "buildx"
+    """``$XDG_CACHE_HOME/ci-toolkit/buildx``; a relative XDG_CACHE_HOME is ignored, as the XDG
+    spec says, and HOME (else the user's home) stands in."""
+    xdg = env.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg.startswith("/") else Path(env.get("HOME") or Path.home()) / ".cache"
+    return base / "ci-toolkit" / "buildx"
 
 
 def _settings_only(data: Mapping[str, Any], path: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from ci_toolkit.core.config import STEP_REF
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.refs import parse_reference
 from ci_toolkit.pipeline.schema import format_path, validate
+from ci_toolkit.registry.digests import platform_key
 
 KeyPath = tuple[str | int, ...]
 
@@ -279,7 +280,7 @@ def _check_base_platforms(step: Step, edges: Sequence[Edge], by_name: Mapping[st
         base = by_name[edge.target]
         if not (edge.context_name or edge.path[2] == "build") or not (step.platforms and base.platforms):
             continue
-        missing = [p for p in step.platforms if _platform_key(p) not in {_platform_key(b) for b in base.platforms}]
+        missing = [p for p in step.platforms if platform_key(p) not in {platform_key(b) for b in base.platforms}]
         if missing:
             raise fail(
                 file,
@@ -287,10 +288,6 @@ def _check_base_platforms(step: Step, edges: Sequence[Edge], by_name: Mapping[st
                 f"{missing[0]} is not built by step {base.name!r}, whose image this step builds on "
                 f"(it builds {', '.join(base.platforms)})",
             )
-
-
-def _platform_key(platform: str) -> str:
-    return {"linux/arm64/v8": "linux/arm64", "linux/amd64/v1": "linux/amd64"}.get(platform, platform)
 
 
 def step_refs(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str, str]]:

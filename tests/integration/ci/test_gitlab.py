@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from tests.integration.ci.test_action_support import (
     parse_dotenv,
     planted_installer,
     registry_digest,
-    remove_local_images,
     run_lines,
     shared_venv_root,
     unique_repo,
@@ -132,13 +131,6 @@ def runner(toolkit_repo: Path, venv_root: Path, tmp_path: Path) -> Runner:
     project = tmp_path / "project"
     shutil.copytree(REPO / "examples" / "hello", project)
     return Runner(toolkit_repo, venv_root, project)
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[str]]:
-    refs: list[str] = []
-    yield refs
-    remove_local_images(refs)
 
 
 def test_template_parses_and_defines_the_four_jobs() -> None:

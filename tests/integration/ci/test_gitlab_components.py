@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from tests.integration.ci.test_action_support import (
     expand_variables,
     parse_dotenv,
     registry_digest,
-    remove_local_images,
     run_checked,
     run_lines,
     tagged_checkout,
@@ -104,13 +103,6 @@ def runner(wheels: Path, tmp_path: Path) -> Runner:
     tmp = tmp_path / "runner-tmp"
     tmp.mkdir()
     return Runner(wheels, project, tmp)
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[str]]:
-    refs: list[str] = []
-    yield refs
-    remove_local_images(refs)
 
 
 def test_every_component_declares_typed_described_inputs_and_uses_them() -> None:

@@ -122,7 +122,7 @@ def test_extra_args_env_setting_names_the_variable(workdir: Path) -> None:
 
 
 def test_default_cache_root_follows_xdg(workdir: Path) -> None:
-    from ci_toolkit.cache.backends import default_cache_root
+    from ci_toolkit.core.config import default_cache_root
 
     assert default_cache_root({"XDG_CACHE_HOME": "/x", "HOME": "/h"}) == Path("/x/ci-toolkit/buildx")
     assert default_cache_root({"HOME": "/h"}) == Path("/h/.cache/ci-toolkit/buildx")
