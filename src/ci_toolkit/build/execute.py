@@ -213,6 +213,7 @@ def _plan_cache(
         home=Path(env["HOME"]) if env.get("HOME") else None,
         compression=settings.cache_compression,
         compression_level=settings.cache_compression_level,
+        env=env,
     )
     if plan.notice:
         host.reporter.info(f"notice: {plan.notice}")

@@ -60,10 +60,11 @@ def plan_cache(
     home: Path | None = None,
     compression: str = "zstd",
     compression_level: int = 0,
+    env: Mapping[str, str] | None = None,
 ) -> CachePlan:
     """Decide the cache for one build. Creates nothing. ``compression`` (and a level, 0:
     BuildKit's default) applies to the exports the toolkit writes; a ``compression=`` the
-    user put in their own ``--cache-to`` wins."""
+    user put in their own ``--cache-to`` wins. ``env``: the job's (gha's runtime variables)."""
     if backend not in BACKENDS:
         raise ToolkitError.bad_input(f"unknown cache backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     packing = _compression_options(compression, compression_level)
@@ -104,6 +105,7 @@ def plan_cache(
             key,
             cache_from=(f"type=gha,scope={scope}",),
             cache_to=(f"type=gha,scope={scope},mode=max{packed}",),
+            warning=_gha_runtime_missing(env or {}),
             extra_args=tuple(extra_args),
         )
     return CachePlan("none", key, extra_args=tuple(extra_args))
@@ -195,6 +197,18 @@ def local_args(plan: CachePlan, source: Path | None, export: Path) -> tuple[list
     options = {k: v for k, v in plan.to_options.items() if k not in ("type", "dest")}
     to = ",".join([f"type=local,dest={export}", *(f"{k}={v}" for k, v in options.items())])
     return ([f"type=local,src={source}"] if source is not None else []), [to]
+
+
+def _gha_runtime_missing(env: Mapping[str, str]) -> str:
+    """buildx fills type=gha's token and url from these variables and, without them, drops
+    the cache silently: say so once instead of a build that quietly never caches."""
+    if env.get("ACTIONS_RUNTIME_TOKEN") and (env.get("ACTIONS_RESULTS_URL") or env.get("ACTIONS_CACHE_URL")):
+        return ""
+    return (
+        "cache-backend gha: ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL/ACTIONS_CACHE_URL are not all set, so "
+        "buildx uses no cache; the ci-toolkit action exposes them on GitHub (a run: step needs "
+        "crazy-max/ghaction-github-runtime before it); elsewhere use cache-backend local or registry"
+    )
 
 
 def registry_tag(key: str) -> str:

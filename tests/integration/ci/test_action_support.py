@@ -88,7 +88,7 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("CI_TOOLKIT_", "INPUT_", "GITHUB_", "GITLAB_", "CI_", "CIRRUS_", "RUNNER_"))
+        if not k.startswith(("CI_TOOLKIT_", "INPUT_", "GITHUB_", "GITLAB_", "CI_", "CIRRUS_", "RUNNER_", "ACTIONS_"))
         and k not in ("CI", "CONTAINER_NAME", "CI_IMAGE_BUILD_EXTRA_ARGS", "VIRTUAL_ENV")
     }
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p)
@@ -217,13 +217,18 @@ def _cache_file(store: Path, key: str) -> Path:
     return store / (re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".tar")
 
 
-def emulate_uses(step: Mapping[str, Any], ctx: Mapping[str, Any], cache_store: Path) -> dict[str, str]:
+def emulate_uses(
+    step: Mapping[str, Any], ctx: Mapping[str, Any], cache_store: Path, runtime: Mapping[str, str], github_env: Path
+) -> dict[str, str]:
     """The actions a step may use, emulated: actions/cache restore and save with a local
     directory as the cache service (a tar per key; restore-keys match the newest by prefix,
-    as the service does), and the runtime exporter (nothing to do: no service here)."""
+    as the service does), and crazy-max/ghaction-github-runtime, which exports every ACTIONS_*
+    variable the runner gives a JavaScript action to the job's later steps ($GITHUB_ENV)."""
     uses = str(step["uses"]).split("@")[0]
     with_ = {k: substitute(str(v), ctx) for k, v in (step.get("with") or {}).items()}
     if uses == "crazy-max/ghaction-github-runtime":
+        with github_env.open("a") as exported:
+            exported.writelines(f"{k}={v}\n" for k, v in runtime.items() if k.startswith("ACTIONS_"))
         return {}
     path = Path(with_["path"])
     if uses == "actions/cache/save":
@@ -252,10 +257,13 @@ def run_action(
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 900,
     actions_cache: Path | None = None,
+    runtime: Mapping[str, str] | None = None,
 ) -> ActionRun:
     """Run action.yml's composite steps as the runner does: expressions substituted in `env:`
     only, each `run:` in `bash --noprofile --norc -eo pipefail`, one $GITHUB_OUTPUT file per
-    step, one $GITHUB_STEP_SUMMARY for the job."""
+    step, one $GITHUB_STEP_SUMMARY and one $GITHUB_ENV for the job (what a step writes there is
+    in the environment of every later step). `runtime` is what the runner gives JavaScript
+    actions only (ACTIONS_RUNTIME_TOKEN, ACTIONS_CACHE_URL, ...): never a `run:` step."""
     action = load_action(action_path)
     declared = action.get("inputs", {})
     unknown = set(inputs) - set(declared)
@@ -265,6 +273,8 @@ def run_action(
     scratch.mkdir()
     summary = scratch / "step_summary.md"
     summary.touch()
+    exported_file = scratch / "github_env"
+    exported_file.touch()
     run_number = "17"
     github_env = {
         "GITHUB_ACTIONS": "true",
@@ -281,6 +291,7 @@ def run_action(
         "GITHUB_WORKSPACE": str(workspace),
         "GITHUB_ACTION_PATH": str(action_path),
         "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_ENV": str(exported_file),
         "RUNNER_TEMP": str(scratch),
         "RUNNER_TOOL_CACHE": str(tool_cache),
         "RUNNER_OS": "Linux",
@@ -298,7 +309,7 @@ def run_action(
         if "if" in step and not condition(step["if"], ctx):
             continue
         if "uses" in step:
-            used = emulate_uses(step, ctx, actions_cache or scratch / "actions-cache")
+            used = emulate_uses(step, ctx, actions_cache or scratch / "actions-cache", runtime or {}, exported_file)
             if "id" in step:
                 ctx["steps"][step["id"]] = used
             continue
@@ -309,6 +320,7 @@ def run_action(
         script = scratch / f"step-{index}.sh"
         script.write_text(step["run"])
         env = base_env(**github_env, GITHUB_OUTPUT=str(output_file))
+        env.update(parse_github_output(exported_file.read_text()))
         env.update({k: substitute(str(v), ctx) for k, v in (step.get("env") or {}).items()})
         proc = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],

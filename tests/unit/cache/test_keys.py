@@ -151,6 +151,22 @@ def test_gha_and_none() -> None:
     assert not none.cache_from and not none.cache_to and none.entry is None
 
 
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({}, True),
+        ({"ACTIONS_CACHE_URL": "u", "ACTIONS_RESULTS_URL": "u"}, True),  # no token: buildx drops the cache
+        ({"ACTIONS_RUNTIME_TOKEN": "t"}, True),
+        ({"ACTIONS_RUNTIME_TOKEN": "t", "ACTIONS_CACHE_URL": "u"}, False),  # the v1 service (BuildKit < 0.20)
+        ({"ACTIONS_RUNTIME_TOKEN": "t", "ACTIONS_RESULTS_URL": "u"}, False),  # the v2 service
+    ],
+)
+def test_gha_without_its_runtime_variables_says_buildx_uses_no_cache(env: dict[str, str], warned: bool) -> None:
+    plan = plan_cache(backend="gha", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"), env=env)
+    assert ("buildx uses no cache" in plan.warning) is warned
+    assert "ghaction-github-runtime" in plan.warning or not warned
+
+
 def _raw_pair(dest: Path) -> list[str]:
     return ["--cache-to", f"type=local,dest={dest},mode=max", "--cache-from", f"type=local,src={dest}"]
 
