@@ -14,6 +14,7 @@ from typing import Any
 from ci_toolkit.build import argv as build_args
 from ci_toolkit.build import disk_full, refusals, warm
 from ci_toolkit.build.extra_args import expand, host_access
+from ci_toolkit.build.progress import Tally
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
 from ci_toolkit.cache import last_build
 from ci_toolkit.cache import mounts as cache_mounts
@@ -25,47 +26,6 @@ from ci_toolkit.core.errors import EXIT_ENVIRONMENT, ToolkitError
 from ci_toolkit.core.files import write_atomic
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.mirror.resolve import explain_rate_limit
-
-_STEP = re.compile(r"^#(\d+) (\[(?:[^\]]* )?\d+/\d+\] .*)$")
-_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
-_ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
-_LOG = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
-_IMPORT = re.compile(r"^#(\d+) importing cache manifest from ")
-_DONE = re.compile(r"^#(\d+) DONE (\d+(?:\.\d+)?)s$")
-
-
-@dataclasses.dataclass
-class _Tally(Reporter):
-    """The caller's reporter that also reads buildx's plain progress as it streams by."""
-
-    steps: dict[str, str] = dataclasses.field(default_factory=dict)
-    cached: set[str] = dataclasses.field(default_factory=set)
-    logs: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    errors: dict[str, str] = dataclasses.field(default_factory=dict)
-    imports: set[str] = dataclasses.field(default_factory=set)
-    import_seconds: float = 0.0
-
-    def ran(self) -> list[str]:
-        """The steps that ran (not served from the cache)."""
-        return [text for vertex, text in self.steps.items() if vertex not in self.cached]
-
-    def passthrough(self, text: str) -> None:
-        super().passthrough(text)
-        line = text.rstrip("\n")
-        if m := _STEP.match(line):
-            self.steps.setdefault(m.group(1), m.group(2))
-        elif m := _IMPORT.match(line):
-            self.imports.add(m.group(1))
-        elif (m := _DONE.match(line)) and m.group(1) in self.imports:
-            self.import_seconds += float(m.group(2))
-        elif m := _CACHED.match(line):
-            self.cached.add(m.group(1))
-        elif m := _ERROR.match(line):
-            self.errors.setdefault(m.group(1), m.group(2))
-        elif m := _LOG.match(line):
-            log = self.logs.setdefault(m.group(1), [])
-            log.append(m.group(2))
-            del log[:-20]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +58,7 @@ def execute(request: BuildRequest, host: BuildHost) -> BuildResult:
     cache generation, and describe the result."""
     started = time.monotonic()
     prepared = _prepare(request, host)
-    tally = _Tally(**{f.name: getattr(host.reporter, f.name) for f in dataclasses.fields(Reporter)})
+    tally = Tally(**{f.name: getattr(host.reporter, f.name) for f in dataclasses.fields(Reporter)})
     session = _open(prepared.plan, host.dry_run)
     try:
         ran = _build_and_commit(request, host, prepared, session, tally)
@@ -230,7 +190,7 @@ def _build_and_commit(
     host: BuildHost,
     prepared: _Prepared,
     session: cache_store.Session | None,
-    tally: _Tally,
+    tally: Tally,
 ) -> _Ran:
     cache_from, cache_to = prepared.plan.cache_from, prepared.plan.cache_to
     outcome = warm.Outcome()
@@ -279,7 +239,7 @@ def _build_keeping_image(
     host: BuildHost,
     prepared: _Prepared,
     session: cache_store.Session | None,
-    tally: _Tally,
+    tally: Tally,
     argv: list[str],
     cache_from: tuple[str, ...],
     metadata_path: Path,
@@ -383,7 +343,7 @@ def _write_metadata_file(request: BuildRequest, host: BuildHost, metadata: Mappi
         write_atomic(target, json.dumps(metadata, indent=2), what=f"cannot write --metadata-file {target}")
 
 
-def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> BuildResult:
+def _result(prepared: _Prepared, ran: _Ran, tally: Tally, started: float) -> BuildResult:
     steps = set(tally.steps)
     names = str(ran.metadata.get("image.name", ""))
     return BuildResult(
@@ -391,7 +351,7 @@ def _result(prepared: _Prepared, ran: _Ran, tally: _Tally, started: float) -> Bu
         image_refs=ran.pushed or tuple(n for n in names.split(",") if n) or prepared.tags,
         cache_key=prepared.plan.key,
         cache_backend=prepared.plan.backend,
-        cache_hits=len(steps & tally.cached),
+        cache_hits=len(steps & tally.served()),
         cache_steps=len(steps),
         durations={
             "build": round(ran.build_seconds, 3),
@@ -418,7 +378,7 @@ def _open(plan: CachePlan, dry_run: bool) -> cache_store.Session | None:
         raise ToolkitError.failed(f"cannot use the cache directory {plan.entry}: {exc.strerror or exc}") from exc
 
 
-def _run_buildx(argv: list[str], tally: _Tally, request: BuildRequest, host: BuildHost, env: Mapping[str, str]) -> None:
+def _run_buildx(argv: list[str], tally: Tally, request: BuildRequest, host: BuildHost, env: Mapping[str, str]) -> None:
     """buildx, again after a transient registry fault in its output (a push, a pull, a cache
     import or export): its own cache makes a rerun cheap, and one 500 must not fail the job."""
     seen = [""]
@@ -454,7 +414,7 @@ def _run_buildx(argv: list[str], tally: _Tally, request: BuildRequest, host: Bui
     )
 
 
-def _explain_failure(exc: ToolkitError, tally: _Tally, host: BuildHost, pushing: bool) -> ToolkitError:
+def _explain_failure(exc: ToolkitError, tally: Tally, host: BuildHost, pushing: bool) -> ToolkitError:
     reporter = host.reporter
     text = exc.message
     limited = explain_rate_limit(ToolkitError.failed("\n".join([text, *tally.errors.values()])))

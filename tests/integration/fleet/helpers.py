@@ -5,6 +5,7 @@ one registry cache (`--cache-backend registry`)."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from ci_toolkit.build.progress import Tally
 from tests.helpers import REPO, CliResult, run_cli_process
 
 ENGINE_B = "fleet-b"
@@ -52,7 +54,9 @@ class Fleet:
 
     def import_only(self, stamp: str, *, on_b: bool) -> int:
         """A third build that only imports the key (no export, so it leaves the key as the race
-        left it): plain buildx with --cache-from. Returns how many RUN steps came from it."""
+        left it): plain buildx with --cache-from. Returns how many RUN steps came from it, read
+        the way ``build`` reads them (a step whose CACHED mark buildx lost counts by its fetched
+        layers, see ``ci_toolkit.build.progress``)."""
         docker = ["docker", "--context", self.builder_b] if on_b else ["docker"]
         ref = f"type=registry,ref={self.cache_ref}:cache-{self.key}"
         argv = [*docker, "buildx", "build", "--progress", "plain", "--build-arg", f"STAMP={stamp}"]
@@ -63,9 +67,21 @@ class Fleet:
             timeout=600,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        runs = {line.split()[0] for line in proc.stderr.splitlines() if " RUN " in line and line.startswith("#")}
-        cached = {line.split()[0] for line in proc.stderr.splitlines() if line.endswith(" CACHED")}
-        return len(runs & cached)
+        tally = Tally(stream=io.StringIO())
+        for line in proc.stderr.splitlines():
+            tally.passthrough(line)
+        return sum(1 for vertex in tally.served() if " RUN " in tally.steps[vertex])
+
+    def layers(self, result: CliResult, *, on_b: bool) -> list[str]:
+        """The content digests of the image a build left in its engine: equal on two engines
+        only when the second took every layer from the cache (the last RUN writes 16 MB of
+        /dev/urandom)."""
+        docker = ["docker", "--context", self.builder_b] if on_b else ["docker"]
+        digest = json.loads(result.out)["digest"]
+        argv = [*docker, "image", "inspect", "--format", "{{json .RootFS.Layers}}", digest]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return list(json.loads(proc.stdout))
 
     def manifest_blobs_missing(self, tag: str) -> list[str]:
         """Digests the cache manifest under ``tag`` references that the registry lacks."""
