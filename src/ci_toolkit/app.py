@@ -6,16 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.core.ci import CIContext
 from ci_toolkit.core.config import Loaded
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 @dataclass(frozen=True, kw_only=True)
 class App:
+    """What every command receives."""
+
     config: Loaded
     reporter: Reporter
     cwd: Path

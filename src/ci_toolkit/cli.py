@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from ci_toolkit import __version__
 from ci_toolkit.core.errors import EXIT_INPUT, Stopped, ToolkitError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Mapping, Sequence
     from pathlib import Path
     from types import FrameType
+    from typing import Any, NoReturn
 
     from ci_toolkit.core.report import Reporter
 

@@ -9,10 +9,9 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.build import argv as build_args
-from ci_toolkit.build import disk_full, refusals, warm
+from ci_toolkit.build import disk_full, warm
 from ci_toolkit.build.extra_args import expand, host_access
 from ci_toolkit.build.progress import Tally
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
@@ -25,7 +24,10 @@ from ci_toolkit.core import proc, retry
 from ci_toolkit.core.errors import EXIT_ENVIRONMENT, ToolkitError
 from ci_toolkit.core.files import write_atomic
 from ci_toolkit.core.report import Reporter
-from ci_toolkit.mirror.resolve import explain_rate_limit
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,8 @@ class _Prepared:
 
 @dataclasses.dataclass(frozen=True)
 class _Ran:
+    """What running buildx left: its argv, metadata, timings and cache outcome."""
+
     argv: list[str]
     metadata: dict[str, Any]
     build_seconds: float
@@ -415,6 +419,9 @@ def _run_buildx(argv: list[str], tally: Tally, request: BuildRequest, host: Buil
 
 
 def _explain_failure(exc: ToolkitError, tally: Tally, host: BuildHost, pushing: bool) -> ToolkitError:
+    from ci_toolkit.build import refusals  # only a failed build needs these
+    from ci_toolkit.mirror.resolve import explain_rate_limit
+
     reporter = host.reporter
     text = exc.message
     limited = explain_rate_limit(ToolkitError.failed("\n".join([text, *tally.errors.values()])))

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from ci_toolkit.core.ci import CIContext
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # the protocol is for mypy; nothing checks it at run time
 
 
 class BuildHost(Protocol):
@@ -94,6 +99,8 @@ class BuildRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class BuildResult:
+    """What one build produced: image, digest, cache use and timings."""
+
     digest: str
     image_refs: tuple[str, ...]
     cache_key: str

@@ -8,7 +8,6 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.build import disk_full
 from ci_toolkit.cache import mounts as cache_mounts
@@ -17,6 +16,10 @@ from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.core.units import parse_size
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclasses.dataclass

@@ -22,6 +22,8 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 @dataclass(frozen=True)
 class CachePlan:
+    """Which cache backend a build uses, under which key, and the buildx flags for it."""
+
     backend: str
     key: str
     entry: Path | None = None

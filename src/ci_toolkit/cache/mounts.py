@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,8 @@ class CacheMount:
 
 @dataclass(frozen=True, kw_only=True)
 class Saved:
+    """One cache mount's saved archive."""
+
     key: str
     file: str
     size: int
@@ -170,6 +171,8 @@ def _where(mount: CacheMount, n: int) -> str:
 
 def restore_dockerfile(mounts: Sequence[tuple[CacheMount, str]], image: str) -> str:
     """Unpack each saved tar (context file) into its cache, when that cache is empty."""
+    import shlex  # here: only a build with cache mounts writes a helper script
+
     flags = " ".join(_mount_flag(m, n) for n, (m, _) in enumerate(mounts))
     script = " && ".join(
         f'if [ -z "$(ls -A {shlex.quote(_where(m, n))})" ]; then tar -xf {_WORK}/in/{shlex.quote(f)} '
@@ -187,6 +190,8 @@ def save_dockerfile(mounts: Sequence[CacheMount], image: str, max_bytes: int) ->
     """Pack each cache into ``m<N>.tar``. Over ``max_bytes`` in total, the oldest files (by
     mtime) are evicted from the caches first: the tools these caches serve (apt, ccache,
     pip...) fetch or rebuild a missing file."""
+    import shlex
+
     flags = " ".join(_mount_flag(m, n) for n, m in enumerate(mounts))
     dirs = " ".join(shlex.quote(_where(m, n)) for n, m in enumerate(mounts))
     evict = (

@@ -24,7 +24,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -237,9 +236,9 @@ class Session:
         self._release_source()
         legacy = self.source == self.entry
         with entry_lock(self.entry, fcntl.LOCK_EX):
-            gen = self.entry / f"gen-{time.time_ns():020d}-{secrets.token_hex(4)}"
+            gen = self.entry / f"gen-{time.time_ns():020d}-{os.urandom(4).hex()}"
             os.rename(self.export_dir, gen)
-            pointer = self.entry / f"current.new-{secrets.token_hex(4)}"
+            pointer = self.entry / f"current.new-{os.urandom(4).hex()}"
             try:
                 os.symlink(gen.name, pointer)
                 os.replace(pointer, self.entry / "current")
@@ -285,7 +284,7 @@ def open_session(entry: Path, key: str, *, grace: float = GRACE_SECONDS, kind: s
         if source is None and has_legacy_layout(entry):
             source = entry
         source_fd = _lock_fd(source, fcntl.LOCK_SH) if source is not None and source != entry else None
-        export = entry / f"tmp-{os.getpid()}-{secrets.token_hex(6)}"
+        export = entry / f"tmp-{os.getpid()}-{os.urandom(6).hex()}"
         export.mkdir()
         export_fd = _lock_fd(export, fcntl.LOCK_EX)
     os.utime(entry / "lock")
@@ -356,6 +355,8 @@ def _discard(path: Path) -> None:
 
 @dataclass(frozen=True)
 class Collected:
+    """The generations and temporaries a collection removed (or would remove, in a dry run)."""
+
     generations: tuple[str, ...]
     temporaries: tuple[str, ...]
 
@@ -407,6 +408,8 @@ def _mtime(path: Path) -> float:
 
 @dataclass(frozen=True)
 class EntryInfo:
+    """One cache entry as ``cache ls`` shows it."""
+
     key: str
     path: Path
     size: int
@@ -475,7 +478,7 @@ def remove_entry(entry: Path) -> bool:
             gens = [c for c in entry.iterdir() if c.name.startswith(("gen-", "tmp-")) and c.is_dir()]
             if any(not _is_free(g) for g in gens):
                 return False
-            gone = entry.with_name(f".del-{entry.name}-{secrets.token_hex(4)}")
+            gone = entry.with_name(f".del-{entry.name}-{os.urandom(4).hex()}")
             os.rename(entry, gone)
     except FileNotFoundError:
         return False

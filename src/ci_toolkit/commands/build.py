@@ -4,7 +4,6 @@ import argparse
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.app import App
 from ci_toolkit.build import BuildRequest, BuildResult, run_build
@@ -12,6 +11,10 @@ from ci_toolkit.build.argv import parse_pairs
 from ci_toolkit.cache.backends import BACKENDS
 from ci_toolkit.commands.meta import add_rule_options
 from ci_toolkit.core.errors import ToolkitError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.app import App
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.retry import settings_policy
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ci_toolkit.app import App
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 LEVELS = ("manifest", "index", "manifest-descriptor", "index-descriptor")
 

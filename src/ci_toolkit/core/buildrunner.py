@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.core.errors import ToolkitError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROJECT_FILE = "buildrunner.yaml"
 GLOBAL_KEY = "buildrunner-global"

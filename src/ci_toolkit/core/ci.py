@@ -17,6 +17,8 @@ PROVIDERS = ("github", "gitlab", "cirrus", "buildkite", "jenkins", "generic", "l
 
 @dataclass(frozen=True, kw_only=True)
 class CIContext:
+    """What the CI says about this job: provider, job and run ids, commit, ref and event."""
+
     provider: str
     job_id: str
     run_id: str
@@ -264,6 +266,8 @@ _READERS = {
 
 @dataclass(frozen=True, kw_only=True)
 class GitHead:
+    """The commit, branch and tag a checkout is at."""
+
     sha: str = ""
     branch: str = ""
     tag: str = ""

@@ -8,13 +8,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.core import buildrunner, ci
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, is_secret, is_trusted_only, kind_of
 from ci_toolkit.core.templates import render_template
 from ci_toolkit.core.units import parse_pairs
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 SOURCES = ("default", "global file", "project file", ".env", "environment", "command line")
 PROJECT_SECTIONS = ("steps", "promote")
@@ -24,6 +27,8 @@ SYSTEM_GLOBAL_FILE = Path("/etc/ci-toolkit/config.yaml")
 
 @dataclass(frozen=True, kw_only=True)
 class Loaded:
+    """The settings after the cascade, with where each value came from."""
+
     settings: Settings
     sources: Mapping[str, str]
     env: Mapping[str, str]

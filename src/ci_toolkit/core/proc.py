@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import shlex
 import signal
 import subprocess
 import threading
@@ -15,16 +14,21 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from ci_toolkit.core.errors import EXIT_ENVIRONMENT, EXIT_FAILED, ToolkitError
 from ci_toolkit.core.report import Reporter
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import IO
 
 TAIL_LINES = 30
 
 
 @dataclass(frozen=True)
 class Completed:
+    """A finished command: its exit status, captured stdout and the tail of stderr."""
+
     argv: tuple[str, ...]
     returncode: int
     stdout: str
@@ -32,6 +36,8 @@ class Completed:
 
 
 def format_argv(argv: Sequence[str]) -> str:
+    import shlex  # here: only an echoed command is quoted
+
     return " ".join(shlex.quote(a) for a in argv)
 
 

@@ -4,7 +4,6 @@ reference to a mirror."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -209,6 +208,8 @@ def is_loopback_host(host: str) -> bool:
     name = name.strip("[]")
     if name == "localhost":
         return True
+    import ipaddress  # here: only a registry host's check needs it, not a command's start
+
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:

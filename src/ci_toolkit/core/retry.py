@@ -15,19 +15,24 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from ci_toolkit.core.errors import EXIT_FAILED, ToolkitError
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.core.units import parse_duration
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
+    """How often and how long to retry a transient registry fault."""
+
     attempts: int = 4
     """Attempts in all: one plus setting ``retries``."""
     backoff: float = 0.5

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 KINDS = ("str", "bool", "int", "list", "map", "map-list")
 
@@ -23,6 +26,8 @@ def _setting(
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
+    """Every setting, resolved once per command (see ``core.config``)."""
+
     docker_registry: str = _setting(
         "docker.io", "str", "Registry for Docker Hub images; {{ DOCKER_REGISTRY }} and --build-arg DOCKER_REGISTRY."
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
 
 from ci_toolkit.core.errors import ToolkitError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
 if TYPE_CHECKING:
+    from typing import Any
+
     import jinja2
 
 # A template that multiplies its way to gigabytes stalls the runner as surely as code would.

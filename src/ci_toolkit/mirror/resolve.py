@@ -35,6 +35,8 @@ _HUB_ALIASES = {DOCKER_HUB, "index.docker.io", "registry-1.docker.io"}
 
 @dataclass(frozen=True)
 class Probe:
+    """A mirror probe's answer."""
+
     mirror: str
     ok: bool
     status: int | None
@@ -236,6 +238,8 @@ def rewrite_static(text: str, settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class Check:
+    """Where one image reference was pulled from."""
+
     reference: str
     pulled_from: str
     status: int | None

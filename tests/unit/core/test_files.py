@@ -41,6 +41,17 @@ def test_a_symlink_at_the_target_is_replaced_not_followed(tmp_path: Path, victim
     assert not target.is_symlink() and target.read_text() == "new\n" and victim.read_text() == "precious\n"
 
 
+def test_only_a_durable_write_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    write_atomic(tmp_path / "record.json", "{}", durable=False)
+    assert synced == [] and (tmp_path / "record.json").read_text() == "{}"
+    write_atomic(tmp_path / "key", "k\n")
+    assert len(synced) == 2  # the file, then its directory (the rename survives a crash)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key", "record.json"]  # no temporary left
+
+
 def test_an_existing_files_mode_is_kept(tmp_path: Path) -> None:
     target = tmp_path / "f"
     target.write_text("old")
