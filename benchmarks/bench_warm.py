@@ -15,14 +15,16 @@ T1 transport: a CI cache carrying the cache directory between runners (archive i
    with the documented `rm -rf && mv` workaround (--cache-to a new directory, then moved).
 
 CI_TOOLKIT_BENCH_SMALL=1 shrinks the package lists for a quick check; report figures from the
-real-size run. CI_TOOLKIT_BENCH_ONLY=T1 runs the transport row alone.
+real-size run. CI_TOOLKIT_BENCH_ONLY=T1 runs the transport row alone, =B5 the real-size rows alone.
 CI_TOOLKIT_BENCH_B5_VARIANTS=gzip,zstd:9 adds toolkit runs with other cache
-compressions (COMPRESSION[:LEVEL]) to the same interleaved run, for choosing the default.
+compressions (COMPRESSION[:LEVEL]) to the same interleaved run, for choosing the default;
+CI_TOOLKIT_BENCH_B5_WARM_ONLY=1 leaves out the changed rebuilds (cold and warm only).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -41,6 +43,7 @@ REALSIZE = Path(__file__).resolve().parent / "images" / "realsize"
 SMALL = os.environ.get("CI_TOOLKIT_BENCH_SMALL") == "1"
 SMALL_ARGS = ["BASE_PACKAGES=ccache python3-minimal", "TASK_PACKAGES=libevent-dev"]
 VARIANTS = [v for v in os.environ.get("CI_TOOLKIT_BENCH_B5_VARIANTS", "").split(",") if v]
+WARM_ONLY = os.environ.get("CI_TOOLKIT_BENCH_B5_WARM_ONLY") == "1"
 
 
 def seed_value(cache_dir: Path) -> str:
@@ -48,19 +51,64 @@ def seed_value(cache_dir: Path) -> str:
     return f"--cache-to type=local,dest={cache_dir},mode=max --cache-from type=local,src={cache_dir}"
 
 
+_FETCHED = re.compile(r"^#\d+ sha256:[0-9a-f]{64} ([\d.]+)([kMG]?B) / [\d.]+[kMG]?B ([\d.]+)s done$")
+_EXTRACTED = re.compile(r"^#\d+ extracting sha256:[0-9a-f]{64} ([\d.]+)s done$")
+_NAMED = re.compile(r"^#(\d+) ((?:exporting to image|exporting cache to client directory|importing cache manifest).*)$")
+_VERTEX_DONE = re.compile(r"^#(\d+) DONE ([\d.]+)s$")
+_UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where one build's time went, read from buildx's plain progress."""
+
+    seconds: float
+    fetched: float = 0.0
+    fetch: float = 0.0
+    extract: float = 0.0
+    image: float = 0.0
+    cache_export: float = 0.0
+
+    def __str__(self) -> str:
+        rest = self.seconds - self.fetch - self.extract - self.image - self.cache_export
+        return (f"{self.seconds:.1f} s: fetch {self.fetched / 2**20:.0f} MiB {self.fetch:.1f} s, extract "
+                f"{self.extract:.1f} s, image {self.image:.1f} s, cache export {self.cache_export:.1f} s, "
+                f"rest {rest:.1f} s")  # fmt: skip
+
+
+def profile(progress: str, seconds: float) -> Profile:
+    fetched = fetch = extract = 0.0
+    named: dict[str, str] = {}
+    done: dict[str, float] = {}
+    for line in progress.splitlines():
+        if m := _FETCHED.match(line):
+            fetched += float(m.group(1)) * _UNITS[m.group(2)]
+            fetch += float(m.group(3))
+        elif m := _EXTRACTED.match(line):
+            extract += float(m.group(1))
+        elif m := _NAMED.match(line):
+            named.setdefault(m.group(1), m.group(2))
+        elif m := _VERTEX_DONE.match(line):
+            done[m.group(1)] = float(m.group(2))
+    spent = {name.split(" ")[1]: done.get(vertex, 0.0) for vertex, name in named.items()}
+    return Profile(seconds, fetched, fetch, extract, spent.get("to", 0.0), spent.get("cache", 0.0))
+
+
 @dataclass
 class Side:
     """One way of building (raw buildx or ci-toolkit) with its own cache directory."""
 
     name: str
-    build: Callable[[int], None]
+    build: Callable[[int], str]
     cache_dir: Path
     times: dict[str, list[float]] = field(default_factory=dict)
+    profiles: dict[str, list[Profile]] = field(default_factory=dict)
 
     def timed(self, phase: str, rev: int) -> None:
         start = time.perf_counter()
-        self.build(rev)
+        progress = self.build(rev)
         self.times.setdefault(phase, []).append(time.perf_counter() - start)
+        self.profiles.setdefault(phase, []).append(profile(progress, self.times[phase][-1]))
         # Progress on stderr: a long run that is stopped still says what it measured.
         print(f"  B5 {self.name} {phase} rev {rev}: {self.times[phase][-1]:.1f} s", file=sys.stderr, flush=True)
 
@@ -74,6 +122,11 @@ class Side:
     def median(self, phase: str) -> float:
         return statistics.median(self.times[phase])
 
+    def median_profile(self, phase: str) -> Profile:
+        """The profile of the build whose time is the median (the middle of an odd count)."""
+        runs = sorted(self.profiles[phase], key=lambda p: p.seconds)
+        return runs[len(runs) // 2]
+
 
 def _build_args(rev: int) -> list[str]:
     args = [f"TASK_REV={rev}", *(SMALL_ARGS if SMALL else [])]
@@ -81,10 +134,11 @@ def _build_args(rev: int) -> list[str]:
 
 
 def _toolkit_side(name: str, cache_dir: Path, tag: str, settings: dict[str, str]) -> Side:
-    def ours(rev: int) -> None:
+    def ours(rev: int) -> str:
         env = job_env(CI_IMAGE_BUILD_EXTRA_ARGS=seed_value(cache_dir), **settings)
         args = ["build", "--file", str(REALSIZE / "Dockerfile"), *_build_args(rev), "--tag", tag, str(REALSIZE)]
-        toolkit(args, REALSIZE, env)
+        # Not quiet: buildx's progress (shown as it would be in CI) is what the profile reads.
+        return toolkit(args, REALSIZE, env, quiet=False)
 
     return Side(name, ours, cache_dir)
 
@@ -92,9 +146,9 @@ def _toolkit_side(name: str, cache_dir: Path, tag: str, settings: dict[str, str]
 def _sides(tmp: Path, tag: str) -> list[Side]:
     raw_dir = tmp / "raw-cache"
 
-    def raw(rev: int) -> None:
+    def raw(rev: int) -> str:
         seed = seed_value(raw_dir).split()
-        raw_buildx(["--file", str(REALSIZE / "Dockerfile"), "--build-arg", "DOCKER_REGISTRY=docker.io",
+        return raw_buildx(["--file", str(REALSIZE / "Dockerfile"), "--build-arg", "DOCKER_REGISTRY=docker.io",
                     *_build_args(rev), "--tag", tag, *seed, str(REALSIZE)], REALSIZE)  # fmt: skip
 
     sides = [Side("raw", raw, raw_dir), _toolkit_side("toolkit", tmp / "toolkit-cache", tag, {})]
@@ -110,7 +164,8 @@ def b5_realsize(tmp: Path) -> list[Ratio]:
     sides = _sides(tmp, tag)
     raw, ours = sides[0], sides[1]
     sizes: dict[str, list[int]] = {s.name: [] for s in sides}
-    plan = [("cold", 1), ("warm", 1), ("warm", 1), ("warm", 1), ("changed", 2), ("changed", 3), ("changed", 4)]
+    plan = [("cold", 1), ("warm", 1), ("warm", 1), ("warm", 1)]
+    plan += [] if WARM_ONLY else [("changed", 2), ("changed", 3), ("changed", 4)]
     try:
         for i, (phase, rev) in enumerate(plan):
             for side in sides if i % 2 == 0 else sides[::-1]:
@@ -121,11 +176,9 @@ def b5_realsize(tmp: Path) -> list[Ratio]:
                     sizes[side.name].append(side.size())
     finally:
         engine_wipe(tag)
-    cold, warm, changed = (ours.median(p) for p in ("cold", "warm", "changed"))
-    r_cold, r_warm, r_changed = (raw.median(p) for p in ("cold", "warm", "changed"))
-    growth, r_growth = (sizes[n][1] / sizes[n][0] for n in ("toolkit", "raw"))
+    cold, warm, r_cold, r_warm = ours.median("cold"), ours.median("warm"), raw.median("cold"), raw.median("warm")
     label = "B5 real size" + (" (SMALL)" if SMALL else "")
-    return [
+    rows = [
         *_rows(label, sides, sizes),
         Ratio(
             f"{label}: toolkit warm / cold after wipe",
@@ -134,7 +187,21 @@ def b5_realsize(tmp: Path) -> list[Ratio]:
             f"{warm:.1f} s / {cold:.1f} s",
             f"raw: {r_warm:.1f} s / {r_cold:.1f} s = {r_warm / r_cold:.3f}",
         ),
-        Ratio(f"{label}: warm after wipe, toolkit / raw", warm / r_warm, "<= 0.7", f"{warm:.1f} s", f"{r_warm:.1f} s"),
+        Ratio(
+            f"{label}: warm after wipe, toolkit / raw",
+            warm / r_warm,
+            "<= 0.7",
+            str(ours.median_profile("warm")),
+            str(raw.median_profile("warm")),
+        ),
+    ]
+    return rows if WARM_ONLY else [*rows, *_changed_rows(label, raw, ours, sizes)]
+
+
+def _changed_rows(label: str, raw: Side, ours: Side, sizes: dict[str, list[int]]) -> list[Ratio]:
+    changed, r_changed = ours.median("changed"), raw.median("changed")
+    growth, r_growth = (sizes[n][1] / sizes[n][0] for n in ("toolkit", "raw"))
+    return [
         Ratio(
             f"{label}: changed task layer after wipe, toolkit / raw",
             changed / r_changed,
@@ -153,17 +220,28 @@ def b5_realsize(tmp: Path) -> list[Ratio]:
 
 
 def _rows(label: str, sides: list[Side], sizes: dict[str, list[int]]) -> list[Ratio]:
-    """One row per compression variant: its warm build against the default's."""
-    ours = sides[1]
+    """One row per compression variant: its warm build against the default's, and on stderr
+    the table of every side (what a default level is chosen from)."""
+    raw, ours = sides[0], sides[1]
+    print(f"\n{label}, medians:\n| side | warm | warm / raw | cold | changed | cache | warm profile |\n"
+          "|---|---|---|---|---|---|---|", file=sys.stderr)  # fmt: skip
+    for side in sides:
+        print(f"| {side.name} | {side.median('warm'):.1f} s | {side.median('warm') / raw.median('warm'):.3f} | "
+              f"{side.median('cold'):.1f} s | {_changed(side)} | {mib(sizes[side.name][0])} | "
+              f"{side.median_profile('warm')} |", file=sys.stderr)  # fmt: skip
     rows = []
     for side in sides[2:]:
         warm, cold = side.median("warm"), side.median("cold")
         rows.append(Ratio(f"{label}: warm, {side.name} / toolkit default", warm / ours.median("warm"), "<= 1.0",
-                          f"warm {warm:.1f} s, cold {cold:.1f} s, changed {side.median('changed'):.1f} s, "
+                          f"warm {warm:.1f} s, cold {cold:.1f} s, changed {_changed(side)}, "
                           f"cache {mib(sizes[side.name][0])}",
                           f"warm {ours.median('warm'):.1f} s, cold {ours.median('cold'):.1f} s, "
                           f"cache {mib(sizes[ours.name][0])}"))  # fmt: skip
     return rows
+
+
+def _changed(side: Side) -> str:
+    return f"{side.median('changed'):.1f} s" if "changed" in side.times else "-"
 
 
 TRANSPORT_DOCKERFILE = """\
@@ -212,8 +290,11 @@ def t1_transport(tmp: Path) -> Ratio:
 def run() -> list[Ratio]:
     tmp = Path(tempfile.mkdtemp(prefix="ci-toolkit-bench-warm-"))
     try:
-        if os.environ.get("CI_TOOLKIT_BENCH_ONLY") == "T1":
+        only = os.environ.get("CI_TOOLKIT_BENCH_ONLY")
+        if only == "T1":
             return [t1_transport(tmp)]
+        if only == "B5":
+            return b5_realsize(tmp)
         return [t1_transport(tmp), *b5_realsize(tmp)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -72,10 +72,10 @@ def job_env(**extra: str) -> dict[str, str]:
     return {**{k: os.environ[k] for k in keep if k in os.environ}, **extra}
 
 
-def toolkit(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> str:
-    """``ci-toolkit -q ARGS``; its stderr (buildx's progress is in it) on success."""
-    proc = subprocess.run([sys.executable, "-m", "ci_toolkit", "-q", *args], cwd=cwd, env=dict(env or job_env()),
-                          capture_output=True, text=True)  # fmt: skip
+def toolkit(args: list[str], cwd: Path, env: Mapping[str, str] | None = None, *, quiet: bool = True) -> str:
+    """``ci-toolkit -q ARGS``; its stderr on success (buildx's progress too without ``quiet``)."""
+    proc = subprocess.run([sys.executable, "-m", "ci_toolkit", *(["-q"] if quiet else []), *args], cwd=cwd,
+                          env=dict(env or job_env()), capture_output=True, text=True)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"ci-toolkit {' '.join(args)} failed: {proc.stderr[-2000:]}")
     return proc.stderr
