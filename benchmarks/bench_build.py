@@ -9,6 +9,8 @@ B3 growth: 20 builds each changing one layer; store size after 20 / after 1 (bes
 B4 swap cost: committing a generation of 1 GB vs one of 1 MB.
 
 B2 runs `docker buildx prune -af` (an engine wipe): run benchmarks on a machine of your own.
+CI_TOOLKIT_BENCH_ONLY=B1 (comma-separated row names) runs only those rows: B1 alone wipes
+nothing, so it can run beside other people's builds.
 """
 
 from __future__ import annotations
@@ -143,7 +145,9 @@ def b4_swap(tmp: Path) -> Ratio:
 
 def run() -> list[Ratio]:
     tmp = Path(tempfile.mkdtemp(prefix="ci-toolkit-bench-build-"))
+    rows = {"B1": b1_overhead, "B2": b2_ephemeral, "B3": b3_growth, "B4": b4_swap}
+    only = [name for name in os.environ.get("CI_TOOLKIT_BENCH_ONLY", "").split(",") if name in rows]
     try:
-        return [b1_overhead(tmp), b2_ephemeral(tmp), b3_growth(tmp), b4_swap(tmp)]
+        return [rows[name](tmp) for name in only or rows]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,8 +17,11 @@ import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
 from urllib.parse import urlencode, urljoin, urlsplit
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
@@ -137,7 +140,8 @@ class Session:
         else:
             conn.close()
             self._connections.pop(key, None)
-        return Response(raw.status, cast("Mapping[str, str]", raw.headers), content, url)
+        answered: Mapping[str, str] = raw.headers  # type: ignore[assignment]  # an email Message reads like one
+        return Response(raw.status, answered, content, url)
 
     def _connect(self, scheme: str, netloc: str, connect_timeout: float) -> http.client.HTTPConnection:
         if scheme == "http" and self.unix_socket:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from ci_toolkit.core import refs
 from ci_toolkit.core.errors import ToolkitError
@@ -35,6 +34,10 @@ from ci_toolkit.registry.auth import (
     parse_challenge,
     resolve_credentials,
 )
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 # What a registry must answer in Docker-Content-Digest for the manifests we copy.
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -17,11 +17,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.core import refs
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.files import write_atomic
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 _ALIASES = {"linux/arm64/v8": "linux/arm64", "linux/amd64/v1": "linux/amd64"}
 

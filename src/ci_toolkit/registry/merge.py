@@ -17,7 +17,6 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ci_toolkit.core import refs
 from ci_toolkit.core.errors import ToolkitError
@@ -27,6 +26,10 @@ from ci_toolkit.core.settings import Settings
 from ci_toolkit.core.units import parse_time
 from ci_toolkit.registry.client import OCI_INDEX, Manifest, RegistryClient, RetryPolicy, connect, sha256_digest
 from ci_toolkit.registry.digests import DigestRecord, platform_key
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 CREATED = "org.opencontainers.image.created"
 

@@ -37,7 +37,7 @@ NOT_AT_START = {
 NOT_FOR_BUILD = ("ci_toolkit.registry", "ci_toolkit.pipeline", "ci_toolkit.containers", "ci_toolkit.build.refusals")
 
 BUILD_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.build", "ci_toolkit.build.execute", "ci_toolkit.build.summary")
-MERGE_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.merge")
+MERGE_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.merge", "ci_toolkit.registry.merge", "ci_toolkit.registry.digests")
 
 
 @contextmanager
