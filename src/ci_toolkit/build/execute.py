@@ -15,7 +15,6 @@ from ci_toolkit.build import disk_full, warm
 from ci_toolkit.build.extra_args import expand, host_access
 from ci_toolkit.build.progress import Tally
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
-from ci_toolkit.cache import last_build
 from ci_toolkit.cache import mounts as cache_mounts
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.cache.backends import CachePlan, local_args, plan_cache, resolve_root
@@ -227,7 +226,7 @@ def _build_and_commit(
         changed = bool(mounts) and warm.save(helper, live, mounts, tally.ran(), host.settings, outcome)
         warm.commit(live, host.reporter, outcome, mounts_changed=changed)
         warm.travel(live, outcome, host.env)
-        last_build.record(live.entry, outcome.as_dict())
+        warm.record(live.entry, outcome)
     unsaved = unsaved or outcome.unsaved
     if unsaved:
         failure = disk_full.not_saved(unsaved, host.settings.cache_required)

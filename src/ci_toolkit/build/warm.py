@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ci_toolkit.build import disk_full
+from ci_toolkit.cache import last_build
 from ci_toolkit.cache import mounts as cache_mounts
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.core.errors import ToolkitError
@@ -65,6 +66,16 @@ def travel(session: cache_store.Session, outcome: Outcome, env: Mapping[str, str
         return
     session.close()
     cache_store.collect(session.entry, grace=0)
+
+
+def record(entry: Path, outcome: Outcome) -> None:
+    """What ``cache ls`` shows of this build, kept beside the entry; not after an unchanged
+    build of an entry a CI cache carries: its folder stays byte for byte as restored, so a CI
+    cache that uploads a folder again when its content changed (Cirrus' reupload_on_changes)
+    uploads nothing."""
+    if outcome.transport != "none" and outcome.export == "unchanged":
+        return
+    last_build.record(entry, outcome.as_dict())
 
 
 def find_mounts(

@@ -61,6 +61,8 @@ class Runner:
         self.pipeline_id = str(uuid.uuid4().int % 10**8)
         # Project CI/CD variables: they win over the YAML's.
         self.overrides = {"PIP_FIND_LINKS": str(wheels)}
+        # GitLab's cache server (a tar per cache key), when a test follows a job's `cache:`.
+        self.cache_service: Path | None = None
 
     def run(self, component: str, inputs: Mapping[str, Any], inherited: Mapping[str, str] | None = None) -> JobRun:
         jobs = render(template(component), inputs)
@@ -84,9 +86,28 @@ class Runner:
         for key, value in (job.get("variables") or {}).items():
             env[key] = expand_variables(str(value), env)
         env.update(self.overrides)
+        self._cache(job, env, save=False)
         code, output = run_lines([*job.get("before_script", []), *job["script"]], env, self.project)
         after_code, after_output = run_lines(job.get("after_script", []), env, self.project)
+        if code == 0:
+            self._cache(job, env, save=True)
         return JobRun(code, output, after_code, after_output, job_id)
+
+    def _cache(self, job: Mapping[str, Any], env: Mapping[str, str], *, save: bool) -> None:
+        """`cache:` as the runner handles it: each entry's key (variables expanded) restored
+        into the project before before_script, its `paths` archived after after_script when
+        the job succeeded (`when: on_success`)."""
+        if self.cache_service is None:
+            return
+        self.cache_service.mkdir(exist_ok=True)
+        for entry in job.get("cache") or []:
+            archive = self.cache_service / (expand_variables(str(entry["key"]), env) + ".tar")
+            if save:
+                paths = [p for p in entry["paths"] if (self.project / p).exists()]
+                if paths:  # GitLab warns and saves nothing when no path matched
+                    run_checked(["tar", "-cf", str(archive), "-C", str(self.project), *paths])
+            elif archive.is_file():
+                run_checked(["tar", "-xf", str(archive), "-C", str(self.project)])
 
     def dotenv(self) -> dict[str, str]:
         path = self.project / "ci-toolkit.env"
