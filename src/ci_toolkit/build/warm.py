@@ -36,7 +36,7 @@ class Outcome:
     mounts_restored_bytes: int = 0
     mounts_saved_bytes: int = 0
     mounts_state: str = "none"
-    """restored/saved/carried/failed steps joined, or none."""
+    """restored/saved/unchanged/carried/failed steps joined, or none."""
     entry: str = ""
     """The local store entry (what a CI cache service carries)."""
     transport: str = "none"
@@ -130,8 +130,9 @@ def restore(help_: cache_mounts.Helper, session: cache_store.Session,
 
 def save(help_: cache_mounts.Helper, session: cache_store.Session, mounts: Sequence[cache_mounts.CacheMount],
          ran: Sequence[str], settings: Settings, outcome: Outcome) -> bool:  # fmt: skip
-    """After a successful build, into the export. True when new content was saved (the
-    generation then differs from ``current`` even if the layer cache does not)."""
+    """After a successful build, into the export (only what changed since ``current``, where
+    that is small). True when new content was saved (the generation then differs from
+    ``current`` even if the layer cache does not)."""
     source = session.source if session.source is not None and cache_mounts.read_index(session.source) else None
     if source is not None and not any("type=cache" in step for step in ran):
         # No step that uses a cache mount ran: the content is what the source holds.
@@ -142,7 +143,7 @@ def save(help_: cache_mounts.Helper, session: cache_store.Session, mounts: Seque
     started = time.monotonic()
     try:
         limit = parse_size(settings.cache_mounts_max_size, "cache-mounts-max-size")
-        outcome.mounts_saved_bytes = cache_mounts.save(help_, session.export_dir, mounts, limit)
+        outcome.mounts_saved_bytes, changed = cache_mounts.save(help_, session.export_dir, mounts, limit, source)
     except (ToolkitError, OSError) as exc:
         help_.reporter.warning(f"cache mounts not saved ({_why(exc)}); the previous ones stay")
         outcome.mounts_state = "save failed"
@@ -150,9 +151,10 @@ def save(help_: cache_mounts.Helper, session: cache_store.Session, mounts: Seque
             with _contained(help_.reporter, "cache mounts not carried over"):
                 cache_mounts.carry(source, session.export_dir)
         return False
-    outcome.mounts_state = "saved" if outcome.mounts_state == "none" else f"{outcome.mounts_state}, saved"
-    help_.reporter.debug(f"cache mounts saved in {time.monotonic() - started:.1f}s")
-    return True
+    state = "saved" if changed else "unchanged"
+    outcome.mounts_state = state if outcome.mounts_state == "none" else f"{outcome.mounts_state}, {state}"
+    help_.reporter.debug(f"cache mounts {state} in {time.monotonic() - started:.1f}s")
+    return changed
 
 
 def commit(session: cache_store.Session, reporter: Reporter, outcome: Outcome, *, mounts_changed: bool) -> None:

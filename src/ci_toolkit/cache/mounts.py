@@ -9,8 +9,18 @@ them (restore, only into an empty cache: an engine that kept its cache has the n
 packs them into tars sent back with ``--output type=local`` (save). Over ``max_bytes`` in
 total, the save evicts the oldest files first.
 
-    <gen>/mounts/index.json        {"mounts": [{"key", "id", "target", "file", "size"}]}
-    <gen>/mounts/m<N>.tar          one tar per mount (ownership and modes kept)
+A save after a restore sends back only what changed: the helper gets the previous listing of
+each mount (mtime, size, path of every file) and packs the new and changed files into a
+delta (cpio, files only: a directory it creates gets default modes); the generation then
+holds the previous parts as hard links plus that delta, and the new listing, so a restore
+unpacks the parts in order and deletes what the listing no longer has. A mount whose files
+are all unchanged adds nothing. Once a mount's deltas would pass half its base (or
+``_MAX_PARTS``), or the total would pass ``max_bytes``, the save packs it whole again.
+
+    <gen>/mounts/index.json        {"mounts": [{"key", "id", "target", "file", "parts", "list", "size"}]}
+    <gen>/mounts/m<N>.tar          one tar per mount (ownership and modes kept): the base
+    <gen>/mounts/m<N>.p<I>.*       the parts of a mount carried from the previous generation
+    <gen>/mounts/m<N>.list         its files as ``mtime size path`` lines
 """
 
 from __future__ import annotations
@@ -31,6 +41,9 @@ INDEX = "index.json"
 _WORK = "/ci-toolkit-mounts"
 _OPTIONS = ("sharing", "uid", "gid", "mode")
 _RESTORED = "ci-toolkit-restored-m"
+_MAX_PARTS = 8
+# Lines "mtime size path" (stat -c) with the first two fields cut, in the helpers' awk.
+_PATH_ONLY = 'sub(/^[^ ]+ [^ ]+ /, "")'
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,11 +64,16 @@ class CacheMount:
 
 @dataclass(frozen=True, kw_only=True)
 class Saved:
-    """One cache mount's saved archive."""
+    """One cache mount's saved archive: a base tar and its deltas."""
 
     key: str
     file: str
     size: int
+    """Bytes stored: every part."""
+    parts: tuple[str, ...] = ()
+    """The base tar, then the deltas, unpacked in this order (``(file,)`` for older entries)."""
+    listing: str = ""
+    """The file list of the content the parts add up to; empty for older entries."""
 
 
 # --- finding mounts -----------------------------------------------------------------------
@@ -169,15 +187,30 @@ def _where(mount: CacheMount, n: int) -> str:
     return mount.target if not mount.id else f"{_WORK}/m{n}"
 
 
-def restore_dockerfile(mounts: Sequence[tuple[CacheMount, str]], image: str) -> str:
-    """Unpack each saved tar (context file) into its cache, when that cache is empty."""
+def _unpack(mount: CacheMount, n: int, saved: Saved) -> str:
     import shlex  # here: only a build with cache mounts writes a helper script
+
+    where = shlex.quote(_where(mount, n))
+    steps = [f"tar -xf {_WORK}/in/{shlex.quote(saved.parts[0])} -C {where}"]
+    steps += [f"(cd {where} && cpio -idmu < {_WORK}/in/{shlex.quote(part)} 2>/dev/null)" for part in saved.parts[1:]]
+    if len(saved.parts) > 1 and saved.listing:
+        # Files a delta's listing no longer has were deleted or evicted after the base.
+        steps.append(
+            f"(cd {where} && find . ! -type d | awk 'NR == FNR {{ {_PATH_ONLY}; keep[$0] = 1; next }} "
+            f"!($0 in keep)' {_WORK}/in/{shlex.quote(saved.listing)} - "
+            '| while IFS= read -r f; do rm -f -- "$f"; done)'
+        )
+    return " && ".join(steps)
+
+
+def restore_dockerfile(mounts: Sequence[tuple[CacheMount, Saved]], image: str) -> str:
+    """Unpack each saved mount (context files) into its cache, when that cache is empty."""
+    import shlex
 
     flags = " ".join(_mount_flag(m, n) for n, (m, _) in enumerate(mounts))
     script = " && ".join(
-        f'if [ -z "$(ls -A {shlex.quote(_where(m, n))})" ]; then tar -xf {_WORK}/in/{shlex.quote(f)} '
-        f"-C {shlex.quote(_where(m, n))} && echo {_RESTORED}{n}; fi"
-        for n, (m, f) in enumerate(mounts)
+        f'if [ -z "$(ls -A {shlex.quote(_where(m, n))})" ]; then {_unpack(m, n, saved)} && echo {_RESTORED}{n}; fi'
+        for n, (m, saved) in enumerate(mounts)
     )
     return (
         f"FROM {image}\nARG CI_TOOLKIT_NONCE\n"
@@ -186,23 +219,45 @@ def restore_dockerfile(mounts: Sequence[tuple[CacheMount, str]], image: str) -> 
     )
 
 
-def save_dockerfile(mounts: Sequence[CacheMount], image: str, max_bytes: int) -> str:
-    """Pack each cache into ``m<N>.tar``. Over ``max_bytes`` in total, the oldest files (by
-    mtime) are evicted from the caches first: the tools these caches serve (apt, ccache,
-    pip...) fetch or rebuild a missing file."""
+def _pack(mount: CacheMount, n: int, budget: int | None) -> str:
+    """List the mount; pack it whole, or (with a previous listing and a budget the changed
+    files fit in) pack only the new and changed files."""
     import shlex
 
+    where, out, listing = shlex.quote(_where(mount, n)), f"{_WORK}/out/m{n}", f"{_WORK}/in/m{n}.list"
+    lists = f"(cd {where} && find . ! -type d -exec stat -c '%Y %s %n' {{}} + | sort > {out}.list)"
+    whole = f"tar -cf {out}.tar -C {where} ."
+    if budget is None:
+        return f"{lists} && {whole}"
+    changed = "awk 'NR == FNR { seen[$0] = 1; next } !($0 in seen) { t += $2 } END { printf \"%.0f\", t }'"
+    delta = (
+        f"(cd {where} && awk 'NR == FNR {{ seen[$0] = 1; next }} !($0 in seen) {{ {_PATH_ONLY}; print }}' "
+        f"{listing} {out}.list | cpio -o -H newc > {out}.cpio 2>/dev/null)"
+    )
+    return f'{lists} && if [ "$({changed} {listing} {out}.list)" -le {budget} ]; then {delta}; else {whole}; fi'
+
+
+def save_dockerfile(mounts: Sequence[CacheMount], image: str, max_bytes: int,
+                    budgets: Sequence[int | None] = ()) -> str:  # fmt: skip
+    """Pack each cache into ``m<N>.tar`` (or, where ``budgets`` gives a byte budget and the
+    context holds the previous ``m<N>.list``, a delta ``m<N>.cpio`` when the changes fit).
+    Over ``max_bytes`` in total, the oldest files (by mtime) are evicted from the caches first:
+    the tools these caches serve (apt, ccache, pip...) fetch or rebuild a missing file."""
+    import shlex
+
+    budgets = list(budgets) or [None] * len(mounts)
     flags = " ".join(_mount_flag(m, n) for n, m in enumerate(mounts))
     dirs = " ".join(shlex.quote(_where(m, n)) for n, m in enumerate(mounts))
     evict = (
         f"find {dirs} -type f -exec stat -c '%Y %s %n' {{}} + | sort -rn "
-        f"| awk -v max={max_bytes} '{{ t += $2; if (t > max) {{ sub(/^[^ ]+ [^ ]+ /, \"\"); print }} }}' "
+        f"| awk -v max={max_bytes} '{{ t += $2; if (t > max) {{ {_PATH_ONLY}; print }} }}' "
         '| while IFS= read -r f; do rm -f -- "$f"; done'
     )
-    packs = " && ".join(f"tar -cf {_WORK}/out/m{n}.tar -C {shlex.quote(_where(m, n))} ." for n, m in enumerate(mounts))
+    packs = " && ".join(_pack(m, n, budgets[n]) for n, m in enumerate(mounts))
     return (
         f"FROM {image} AS pack\nARG CI_TOOLKIT_NONCE\n"
-        f"RUN {flags} \\\n    echo save $CI_TOOLKIT_NONCE && mkdir -p {_WORK}/out && {evict} && {packs}\n"
+        f"RUN {flags} --mount=type=bind,target={_WORK}/in \\\n"
+        f"    echo save $CI_TOOLKIT_NONCE && mkdir -p {_WORK}/out && {evict} && {packs}\n"
         f"FROM scratch\nCOPY --from=pack {_WORK}/out/ /\n"
     )
 
@@ -242,7 +297,7 @@ def _run_helper(helper: Helper, dockerfile: str, context: Path, output: str) -> 
     argv += ["--output", output, str(context)]
     lines = _Lines(masker=helper.reporter.masker, verbose=helper.reporter.verbose, stream=helper.reporter.stream)
     if helper.reporter.verbose:
-        helper.reporter.echo_command(proc.format_argv(argv))
+        helper.reporter.echo_command(argv)
     proc.run(argv, lines, env=helper.env, stdin_data=dockerfile, echo=False, what="cache mount helper build")
     return lines.lines
 
@@ -251,7 +306,7 @@ def restore(helper: Helper, source: Path, mounts: Sequence[CacheMount]) -> int:
     """Unpack the mounts ``source`` saved that are still declared into those of the engine
     that are empty; bytes restored."""
     saved = {s.key: s for s in read_index(source)}
-    todo = [(m, saved[m.key].file) for m in mounts if m.key in saved]
+    todo = [(m, saved[m.key]) for m in mounts if m.key in saved]
     if not todo:
         return 0
     lines = _run_helper(helper, restore_dockerfile(todo, helper.image), source / "mounts", "type=cacheonly")
@@ -259,22 +314,64 @@ def restore(helper: Helper, source: Path, mounts: Sequence[CacheMount]) -> int:
     return sum(saved[m.key].size for n, (m, _) in enumerate(todo) if n in done)
 
 
-def save(helper: Helper, export: Path, mounts: Sequence[CacheMount], max_bytes: int) -> int:
-    """Pack the mounts into ``export/mounts``; bytes saved."""
+def save(helper: Helper, export: Path, mounts: Sequence[CacheMount], max_bytes: int,
+         source: Path | None = None) -> tuple[int, bool]:  # fmt: skip
+    """Pack the mounts into ``export/mounts``, as deltas on what ``source`` saved where they
+    fit; bytes stored, and whether any content changed."""
     import tempfile
 
     target = export / "mounts"
-    with tempfile.TemporaryDirectory(prefix="ci-toolkit-mounts-") as empty:
-        _run_helper(helper, save_dockerfile(mounts, helper.image, max_bytes), Path(empty), f"type=local,dest={target}")
+    previous = {s.key: s for s in read_index(source) if s.listing} if source is not None else {}
+    with tempfile.TemporaryDirectory(prefix="ci-toolkit-mounts-") as context:
+        budgets = _budgets(mounts, previous, max_bytes, Path(context), source)
+        dockerfile = save_dockerfile(mounts, helper.image, max_bytes, budgets)
+        _run_helper(helper, dockerfile, Path(context), f"type=local,dest={target}")
     entries: list[dict[str, object]] = []
-    total = 0
+    changed = False
     for n, mount in enumerate(mounts):
-        path = target / f"m{n}.tar"
-        size = path.stat().st_size
-        total += size
-        entries.append({"key": mount.key, "id": mount.id, "target": mount.target, "file": path.name, "size": size})
+        parts, new = _settle(target, n, previous.get(mount.key), source)
+        changed = changed or new
+        size = sum((target / part).stat().st_size for part in parts)
+        entries.append({"key": mount.key, "id": mount.id, "target": mount.target, "file": parts[0],
+                        "parts": parts, "list": f"m{n}.list", "size": size})  # fmt: skip
     _write_index(target, entries)
-    return total
+    return sum(int(str(e["size"])) for e in entries), changed
+
+
+def _budgets(mounts: Sequence[CacheMount], previous: Mapping[str, Saved], max_bytes: int, context: Path,
+             source: Path | None) -> list[int | None]:  # fmt: skip
+    """Per mount, how many bytes of changed files a delta may hold (None: pack it whole),
+    with the previous listing put in the helper's context as ``m<N>.list``."""
+    headroom = max(max_bytes - sum(s.size for s in previous.values()), 0) // max(len(mounts), 1)
+    budgets: list[int | None] = []
+    for n, mount in enumerate(mounts):
+        saved = previous.get(mount.key)
+        if source is None or saved is None or len(saved.parts) >= _MAX_PARTS:
+            budgets.append(None)
+            continue
+        base = (source / "mounts" / saved.parts[0]).stat().st_size
+        budgets.append(max(min(base // 2 - (saved.size - base), headroom), 0))
+        os.link(source / "mounts" / saved.listing, context / f"m{n}.list")
+    return budgets
+
+
+def _settle(target: Path, n: int, previous: Saved | None, source: Path | None) -> tuple[list[str], bool]:
+    """The parts of mount ``n`` after the helper: its whole tar, or the previous parts (linked)
+    plus its delta; and whether its content changed."""
+    delta = target / f"m{n}.cpio"
+    if previous is None or source is None or not delta.is_file():
+        return [f"m{n}.tar"], True
+    parts = []
+    for i, part in enumerate(previous.parts):
+        name = f"m{n}.p{i}{Path(part).suffix}"
+        os.link(source / "mounts" / part, target / name)
+        parts.append(name)
+    if (source / "mounts" / previous.listing).read_bytes() == (target / f"m{n}.list").read_bytes():
+        delta.unlink()
+        return parts, False
+    name = f"m{n}.p{len(parts)}.cpio"
+    delta.rename(target / name)
+    return [*parts, name], True
 
 
 def carry(source: Path, export: Path) -> int:
@@ -285,7 +382,8 @@ def carry(source: Path, export: Path) -> int:
     target = export / "mounts"
     target.mkdir(exist_ok=True)
     for item in saved:
-        os.link(source / "mounts" / item.file, target / item.file)
+        for name in (*item.parts, *([item.listing] if item.listing else [])):
+            os.link(source / "mounts" / name, target / name)
     os.link(source / "mounts" / INDEX, target / INDEX)
     return sum(s.size for s in saved)
 
@@ -295,16 +393,24 @@ def _write_index(target: Path, entries: list[dict[str, object]]) -> None:
 
 
 def read_index(generation: Path | None) -> tuple[Saved, ...]:
-    """The mounts a generation holds; nothing for a missing or unreadable index."""
+    """The mounts a generation holds (those with every part present); nothing for a missing
+    or unreadable index."""
     if generation is None:
         return ()
     try:
         data = json.loads((generation / "mounts" / INDEX).read_text(encoding="utf-8"))
-        items = data["mounts"]
-        return tuple(
-            Saved(key=str(i["key"]), file=Path(str(i["file"])).name, size=int(i["size"]))
-            for i in items
-            if (generation / "mounts" / Path(str(i["file"])).name).is_file()
-        )
+        found = [_saved(generation / "mounts", item) for item in data["mounts"]]
     except (OSError, ValueError, KeyError, TypeError):
         return ()
+    return tuple(s for s in found if s is not None)
+
+
+def _saved(where: Path, item: Mapping[str, object]) -> Saved | None:
+    file = Path(str(item["file"])).name
+    parts_field = item.get("parts")
+    parts = tuple(Path(str(p)).name for p in parts_field) if isinstance(parts_field, list) and parts_field else (file,)
+    if not all((where / part).is_file() for part in parts):
+        return None
+    listing = Path(str(item.get("list") or "")).name
+    listing = listing if listing and (where / listing).is_file() else ""
+    return Saved(key=str(item["key"]), file=parts[0], size=int(str(item["size"])), parts=parts, listing=listing)

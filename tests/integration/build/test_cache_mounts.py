@@ -54,12 +54,43 @@ def test_a_cache_mount_file_survives_an_engine_wipe(tmp_path: Path) -> None:
     # Build 2 on the wiped engine: its RUN reads the file build 1 wrote into the cache mount.
     ctx2 = _project(tmp_path, mount_id, "cat /c/log > /seen && grep -q 'written in build 1' /c/log")
     second = _cache(_build(ctx2, root, key, "2"))
-    assert second["mounts_state"] == "restored, saved"
+    # It only read the cache: nothing new to save, the generation keeps build 1's content.
+    assert second["mounts_state"] == "restored, unchanged"
     assert second["mounts_restored_bytes"] == first["mounts_saved_bytes"]
     listing = result_of(toolkit(["cache", "ls", "--json", "--cache-root", str(root)], clean_env(), ctx))
     entries = listing["entries"]
     assert isinstance(entries, list)
     assert entries[0]["mounts"] == [{"key": mount_id, "size": second["mounts_saved_bytes"]}]
+
+
+def test_a_rebuild_saves_only_what_changed_and_the_restore_adds_it_up(tmp_path: Path) -> None:
+    mount_id = f"ci-toolkit-test-{uuid.uuid4().hex[:8]}"
+    root, key = tmp_path / "root", "delta"
+    # Build 1: a large file that stays, one that changes, one that goes.
+    ctx = _project(
+        tmp_path, mount_id, "head -c 3000000 /dev/urandom > /c/big && echo one > /c/edit && echo x > /c/gone"
+    )
+    first = _cache(_build(ctx, root, key, "1"))
+    assert first["mounts_state"] == "saved"
+    engine_wipe([])
+    ctx = _project(
+        tmp_path, mount_id, "sleep 1 && echo two > /c/edit && rm /c/gone && mkdir -p /c/d && echo 3 > /c/d/new"
+    )
+    second = _cache(_build(ctx, root, key, "2"))
+    assert second["mounts_state"] == "restored, saved"
+    saved = cache_mounts.read_index(cache_store.current_generation(root / key))
+    assert len(saved[0].parts) == 2, "the rebuild added a delta to the base"
+    delta = cache_store.current_generation(root / key) / "mounts" / saved[0].parts[1]  # type: ignore[operator]
+    assert delta.stat().st_size < 100_000, "the delta holds the changed files, not the large one that stayed"
+    engine_wipe([])
+    # Build 3 on a wiped engine sees build 2's content: changed, added and deleted alike.
+    check = (
+        "test $(cat /c/edit) = two && test ! -e /c/gone && test $(cat /c/d/new) = 3 && test $(wc -c < /c/big) = 3000000"
+    )
+    third = _cache(_build(_project(tmp_path, mount_id, check), root, key, "3"))
+    assert third["mounts_state"] == "restored, unchanged", "nothing changed in the cache: no new part"
+    saved = cache_mounts.read_index(cache_store.current_generation(root / key))
+    assert len(saved[0].parts) == 2
 
 
 def test_a_build_without_cache_mounts_setting_none_saves_none(tmp_path: Path) -> None:
