@@ -74,11 +74,18 @@ def job_env(**extra: str) -> dict[str, str]:
 
 def toolkit(args: list[str], cwd: Path, env: Mapping[str, str] | None = None, *, quiet: bool = True) -> str:
     """``ci-toolkit -q ARGS``; its stderr on success (buildx's progress too without ``quiet``)."""
+    return toolkit_run(args, cwd, env, quiet=quiet).stderr
+
+
+def toolkit_run(
+    args: list[str], cwd: Path, env: Mapping[str, str] | None = None, *, quiet: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``ci-toolkit [-q] ARGS``, raising on failure: its stdout (``--json``) and stderr."""
     proc = subprocess.run([sys.executable, "-m", "ci_toolkit", *(["-q"] if quiet else []), *args], cwd=cwd,
                           env=dict(env or job_env()), capture_output=True, text=True)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"ci-toolkit {' '.join(args)} failed: {proc.stderr[-2000:]}")
-    return proc.stderr
+    return proc
 
 
 def raw_buildx(args: list[str], cwd: Path) -> str:
