@@ -15,7 +15,6 @@ from ci_toolkit.build import disk_full, warm
 from ci_toolkit.build.extra_args import expand, host_access
 from ci_toolkit.build.progress import Tally
 from ci_toolkit.build.request import BuildHost, BuildRequest, BuildResult
-from ci_toolkit.cache import mounts as cache_mounts
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.cache.backends import CachePlan, local_args, plan_cache, resolve_root
 from ci_toolkit.cache.keys import derive_key, validate_key
@@ -27,6 +26,8 @@ from ci_toolkit.core.report import Reporter
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
 if TYPE_CHECKING:
     from typing import Any
+
+    from ci_toolkit.cache import mounts as cache_mounts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,8 +223,8 @@ def _build_and_commit(
         _write_metadata_file(request, host, metadata)
     outcome.import_seconds = round(tally.import_seconds, 3)
     cache_start = time.monotonic()
-    if live is not None and helper is not None and not unsaved:
-        changed = bool(mounts) and warm.save(helper, live, mounts, tally.ran(), host.settings, outcome)
+    if live is not None and not unsaved:
+        changed = helper is not None and warm.save(helper, live, mounts, tally.ran(), host.settings, outcome)
         warm.commit(live, host.reporter, outcome, mounts_changed=changed)
         warm.travel(live, outcome, host.env)
         warm.record(live.entry, outcome)
@@ -274,14 +275,16 @@ def _warm_up(
     mounts: tuple[cache_mounts.CacheMount, ...],
     outcome: warm.Outcome,
 ) -> cache_mounts.Helper | None:
-    """Before buildx: what the build imports, and its cache mounts restored."""
+    """Before buildx: what the build imports, and its cache mounts restored. The helper that
+    moves cache mounts exists only when the Dockerfile has some."""
     if live is None:
         return None
     warm.imported(live, outcome)
+    if not mounts:
+        return None
     builder = request.builder or host.settings.builder
     helper = warm.helper(host.settings, prepared.build_args, builder, host.env, host.reporter)
-    if mounts:
-        warm.restore(helper, live, mounts, outcome)
+    warm.restore(helper, live, mounts, outcome)
     return helper
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from ci_toolkit.build import disk_full
 from ci_toolkit.cache import last_build
-from ci_toolkit.cache import mounts as cache_mounts
 from ci_toolkit.cache import store as cache_store
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.report import Reporter
@@ -21,6 +20,8 @@ from ci_toolkit.core.units import parse_size
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
 if TYPE_CHECKING:
     from typing import Any
+
+    from ci_toolkit.cache import mounts as cache_mounts
 
 
 @dataclasses.dataclass
@@ -81,7 +82,8 @@ def record(entry: Path, outcome: Outcome) -> None:
 def find_mounts(
     dockerfile_text: str | None, dockerfile: str, settings: Settings
 ) -> tuple[cache_mounts.CacheMount, ...]:
-    """The cache mounts to keep for this build (``cache-mounts`` setting)."""
+    """The cache mounts to keep for this build (``cache-mounts`` setting). A Dockerfile that
+    never says "cache" has none, and the parser is not even loaded (most builds)."""
     if settings.cache_mounts == ["none"]:
         return ()
     text = dockerfile_text
@@ -90,6 +92,10 @@ def find_mounts(
             text = Path(dockerfile).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ()
+    if "cache" not in text:
+        return ()
+    from ci_toolkit.cache import mounts as cache_mounts
+
     return cache_mounts.select(cache_mounts.find(text), settings.cache_mounts)
 
 
@@ -99,6 +105,8 @@ def helper(settings: Settings, build_args: Mapping[str, str], builder: str, env:
     first = image.split("/", 1)[0]
     if "/" not in image or not ("." in first or ":" in first or first == "localhost"):
         image = f"{build_args.get('DOCKER_REGISTRY', settings.docker_registry)}/{image}"
+    from ci_toolkit.cache import mounts as cache_mounts
+
     return cache_mounts.Helper(image=image, builder=builder, env=env, reporter=reporter, build_args=build_args)
 
 
@@ -116,6 +124,8 @@ def imported(session: cache_store.Session, outcome: Outcome) -> None:
 def restore(help_: cache_mounts.Helper, session: cache_store.Session,
             mounts: Sequence[cache_mounts.CacheMount], outcome: Outcome) -> None:  # fmt: skip
     """Before the build. A failure leaves the build running without them, with one warning."""
+    from ci_toolkit.cache import mounts as cache_mounts
+
     outcome.mounts = tuple(m.key for m in mounts)
     if session.source is None or not cache_mounts.read_index(session.source):
         return
@@ -133,6 +143,8 @@ def save(help_: cache_mounts.Helper, session: cache_store.Session, mounts: Seque
     """After a successful build, into the export (only what changed since ``current``, where
     that is small). True when new content was saved (the generation then differs from
     ``current`` even if the layer cache does not)."""
+    from ci_toolkit.cache import mounts as cache_mounts
+
     source = session.source if session.source is not None and cache_mounts.read_index(session.source) else None
     if source is not None and not any("type=cache" in step for step in ran):
         # No step that uses a cache mount ran: the content is what the source holds.

@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci_toolkit.cache.mounts import read_index
 from ci_toolkit.core.files import fsync_dir, read_no_follow, write_atomic
 
 GRACE_SECONDS = 10.0
@@ -442,6 +441,8 @@ def describe(entry: Path) -> EntryInfo:
         key = entry.name
     gens = [c for c in entry.iterdir() if c.name.startswith("gen-") and c.is_dir()]
     current = current_generation(entry)
+    from ci_toolkit.cache import mounts  # here: a build without cache mounts never loads it
+
     return EntryInfo(
         key=key,
         path=entry,
@@ -449,7 +450,7 @@ def describe(entry: Path) -> EntryInfo:
         generations=len(gens),
         last_used=(entry / "lock").stat().st_mtime,
         in_use=any(not _is_free(g) for g in gens) or (current is not None and not _is_free(current)),
-        mounts=tuple((m.key, m.size) for m in read_index(current)),
+        mounts=tuple((m.key, m.size) for m in mounts.read_index(current)),
     )
 
 

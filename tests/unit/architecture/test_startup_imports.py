@@ -34,7 +34,13 @@ NOT_AT_START = {
     "difflib",
     "shlex",
 }
-NOT_FOR_BUILD = ("ci_toolkit.registry", "ci_toolkit.pipeline", "ci_toolkit.containers", "ci_toolkit.build.refusals")
+NOT_FOR_BUILD = (
+    "ci_toolkit.registry",
+    "ci_toolkit.pipeline",
+    "ci_toolkit.containers",
+    "ci_toolkit.build.refusals",
+    "ci_toolkit.cache.mounts",  # only a Dockerfile with cache mounts needs it
+)
 
 BUILD_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.build", "ci_toolkit.build.execute", "ci_toolkit.build.summary")
 MERGE_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.merge", "ci_toolkit.registry.merge", "ci_toolkit.registry.digests")
