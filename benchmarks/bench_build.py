@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import statistics
 import tempfile
@@ -45,12 +46,24 @@ def _project(tmp: Path, name: str, dockerfile: str) -> Path:
     return ctx
 
 
+def _cache_to_options(args: list[str], cwd: Path) -> str:
+    """The options (after type and dest) of the ``--cache-to`` the toolkit passes buildx, read
+    from its dry run: the raw side must export the same way (zstd, forced, as the store does),
+    or B1 charges BuildKit's recompression to the toolkit's start-up."""
+    echoed = toolkit(["--dry-run", *args], cwd)
+    line = next(x for x in echoed.splitlines() if x.startswith("+ docker buildx build"))
+    argv = shlex.split(line[2:])
+    value = argv[argv.index("--cache-to") + 1]
+    return ",".join(o for o in value.split(",") if not o.startswith(("type=", "dest=")))
+
+
 def b1_overhead(tmp: Path) -> Ratio:
     ctx = _project(tmp, "b1", BASE + "RUN head -c 20000000 /dev/urandom > /data\nRUN echo done > /done\n")
     root, raw_dir = tmp / "b1-root", tmp / "b1-raw"
     ours = ["build", "--cache-root", str(root), "--cache-key", "b1", "--extra-args", "--output type=cacheonly", "."]
+    options = _cache_to_options(ours, ctx)
     raw = ["--file", "Dockerfile", "--build-arg", "DOCKER_REGISTRY=docker.io", "--output", "type=cacheonly",
-           "--cache-to", f"type=local,dest={raw_dir},mode=max",
+           "--cache-to", f"type=local,dest={raw_dir},{options}",
            "--cache-from", f"type=local,src={raw_dir}", "."]  # fmt: skip
     _toolkit(ours, ctx)
     _raw(raw, ctx)
@@ -61,7 +74,7 @@ def b1_overhead(tmp: Path) -> Ratio:
         (t_ours - t_raw) * 1000,
         "<= 40",
         f"{t_ours * 1000:.0f} ms",
-        f"{t_raw * 1000:.0f} ms",
+        f"{t_raw * 1000:.0f} ms (--cache-to {options})",
     )
 
 
