@@ -18,7 +18,8 @@ are all unchanged adds nothing. Once a mount's deltas would pass half its base (
 ``_MAX_PARTS``), or the total would pass ``max_bytes``, the save packs it whole again.
 
     <gen>/mounts/index.json        {"mounts": [{"key", "id", "target", "file", "parts", "list", "size"}]}
-    <gen>/mounts/m<N>.tar          one tar per mount (ownership and modes kept): the base
+    <gen>/mounts/m<N>.tar          one tar per mount (ownership and modes kept): the base;
+                                   m<N>.cpio where files its tool regenerates are left out
     <gen>/mounts/m<N>.p<I>.*       the parts of a mount carried from the previous generation
     <gen>/mounts/m<N>.list         its files as ``mtime size path`` lines
 """
@@ -42,6 +43,9 @@ _WORK = "/ci-toolkit-mounts"
 _OPTIONS = ("sharing", "uid", "gid", "mode")
 _RESTORED = "ci-toolkit-restored-m"
 _MAX_PARTS = 8
+# Files their tool rebuilds from the rest and rewrites on every run: kept, each would put its
+# whole size into every delta (apt's binary caches: ~90 MB with Debian's main lists).
+_REGENERATED = {"/var/cache/apt": ("./pkgcache.bin", "./srcpkgcache.bin")}
 # Lines "mtime size path" (stat -c) with the first two fields cut, in the helpers' awk.
 _PATH_ONLY = 'sub(/^[^ ]+ [^ ]+ /, "")'
 
@@ -191,8 +195,12 @@ def _unpack(mount: CacheMount, n: int, saved: Saved) -> str:
     import shlex  # here: only a build with cache mounts writes a helper script
 
     where = shlex.quote(_where(mount, n))
-    steps = [f"tar -xf {_WORK}/in/{shlex.quote(saved.parts[0])} -C {where}"]
-    steps += [f"(cd {where} && cpio -idmu < {_WORK}/in/{shlex.quote(part)} 2>/dev/null)" for part in saved.parts[1:]]
+    steps = [
+        f"tar -xf {_WORK}/in/{shlex.quote(part)} -C {where}"
+        if part.endswith(".tar")
+        else f"(cd {where} && cpio -idmu < {_WORK}/in/{shlex.quote(part)} 2>/dev/null)"
+        for part in saved.parts
+    ]
     if len(saved.parts) > 1 and saved.listing:
         # Files a delta's listing no longer has were deleted or evicted after the base.
         steps.append(
@@ -225,22 +233,29 @@ def _pack(mount: CacheMount, n: int, budget: int | None) -> str:
     import shlex
 
     where, out, listing = shlex.quote(_where(mount, n)), f"{_WORK}/out/m{n}", f"{_WORK}/in/m{n}.list"
+    keep = " && ".join(f'p != "{name}"' for name in _REGENERATED.get(mount.target.rstrip("/"), ()))
     lists = f"(cd {where} && find . ! -type d -exec stat -c '%Y %s %n' {{}} + | sort > {out}.list)"
     whole = f"tar -cf {out}.tar -C {where} ."
+    if keep:
+        lists = lists.replace(" > ", f" | awk '{{ p = $0; sub(/^[^ ]+ [^ ]+ /, \"\", p) }} {keep}' > ", 1)
+        whole = (
+            f"(cd {where} && find . -mindepth 1 | awk '{{ p = $0 }} {keep}' | cpio -o -H newc > {out}.cpio 2>/dev/null)"
+        )
     if budget is None:
         return f"{lists} && {whole}"
     changed = "awk 'NR == FNR { seen[$0] = 1; next } !($0 in seen) { t += $2 } END { printf \"%.0f\", t }'"
     delta = (
         f"(cd {where} && awk 'NR == FNR {{ seen[$0] = 1; next }} !($0 in seen) {{ {_PATH_ONLY}; print }}' "
-        f"{listing} {out}.list | cpio -o -H newc > {out}.cpio 2>/dev/null)"
+        f"{listing} {out}.list | cpio -o -H newc > {out}.delta 2>/dev/null)"
     )
     return f'{lists} && if [ "$({changed} {listing} {out}.list)" -le {budget} ]; then {delta}; else {whole}; fi'
 
 
 def save_dockerfile(mounts: Sequence[CacheMount], image: str, max_bytes: int,
                     budgets: Sequence[int | None] = ()) -> str:  # fmt: skip
-    """Pack each cache into ``m<N>.tar`` (or, where ``budgets`` gives a byte budget and the
-    context holds the previous ``m<N>.list``, a delta ``m<N>.cpio`` when the changes fit).
+    """Pack each cache into ``m<N>.tar`` (``m<N>.cpio`` without the files in _REGENERATED) or,
+    where ``budgets`` gives a byte budget and the context holds the previous ``m<N>.list``, a
+    delta ``m<N>.delta`` (cpio) when the changes fit.
     Over ``max_bytes`` in total, the oldest files (by mtime) are evicted from the caches first:
     the tools these caches serve (apt, ccache, pip...) fetch or rebuild a missing file."""
     import shlex
@@ -358,9 +373,9 @@ def _budgets(mounts: Sequence[CacheMount], previous: Mapping[str, Saved], max_by
 def _settle(target: Path, n: int, previous: Saved | None, source: Path | None) -> tuple[list[str], bool]:
     """The parts of mount ``n`` after the helper: its whole tar, or the previous parts (linked)
     plus its delta; and whether its content changed."""
-    delta = target / f"m{n}.cpio"
+    delta = target / f"m{n}.delta"
     if previous is None or source is None or not delta.is_file():
-        return [f"m{n}.tar"], True
+        return [f"m{n}.tar" if (target / f"m{n}.tar").is_file() else f"m{n}.cpio"], True
     parts = []
     for i, part in enumerate(previous.parts):
         name = f"m{n}.p{i}{Path(part).suffix}"

@@ -22,12 +22,12 @@ from ci_toolkit.cache import store as cache_store
 from .test_build_cache import clean_env, engine_wipe, result_of, toolkit
 
 
-def _project(tmp_path: Path, mount_id: str, body: str) -> Path:
+def _project(tmp_path: Path, mount_id: str, body: str, target: str = "/c") -> Path:
     ctx = tmp_path / "ctx"
     ctx.mkdir(exist_ok=True)
     (ctx / "Dockerfile").write_text(
         "ARG DOCKER_REGISTRY=docker.io\nFROM ${DOCKER_REGISTRY}/library/busybox\nARG N=1\n"
-        f"RUN --mount=type=cache,id={mount_id},target=/c,sharing=locked {body}\n"
+        f"RUN --mount=type=cache,id={mount_id},target={target},sharing=locked {body}\n"
     )
     return ctx
 
@@ -91,6 +91,21 @@ def test_a_rebuild_saves_only_what_changed_and_the_restore_adds_it_up(tmp_path: 
     assert third["mounts_state"] == "restored, unchanged", "nothing changed in the cache: no new part"
     saved = cache_mounts.read_index(cache_store.current_generation(root / key))
     assert len(saved[0].parts) == 2
+
+
+def test_apts_binary_caches_are_left_out_and_its_archives_kept(tmp_path: Path) -> None:
+    mount_id = f"ci-toolkit-test-{uuid.uuid4().hex[:8]}"
+    root, key = tmp_path / "root", "apt"
+
+    # apt rewrites pkgcache.bin on every run and rebuilds it when missing: not worth a delta.
+    write = "mkdir -p /var/cache/apt/archives && echo deb > /var/cache/apt/archives/a.deb"
+    body = f"{write} && head -c 500000 /dev/urandom > /var/cache/apt/pkgcache.bin"
+    _build(_project(tmp_path, mount_id, body, "/var/cache/apt"), root, key, "1")
+    engine_wipe([])
+    check = "test $(cat /var/cache/apt/archives/a.deb) = deb && test ! -e /var/cache/apt/pkgcache.bin"
+    second = _cache(_build(_project(tmp_path, mount_id, check, "/var/cache/apt"), root, key, "2"))
+    assert second["mounts_state"] == "restored, unchanged"
+    assert int(str(second["mounts_restored_bytes"])) < 100_000
 
 
 def test_a_build_without_cache_mounts_setting_none_saves_none(tmp_path: Path) -> None:
