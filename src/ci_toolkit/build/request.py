@@ -106,7 +106,7 @@ class BuildResult:
     cache_key: str
     cache_backend: str
     cache_hits: int
-    """Build steps served from cache (buildx ``CACHED``)."""
+    """Build steps served from cache (buildx ``CACHED``, or fetched from an imported cache: ``build.progress``)."""
     cache_steps: int
     """Build steps counted in total (Dockerfile instructions)."""
     durations: Mapping[str, float]
