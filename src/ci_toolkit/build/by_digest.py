@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.build.request import BuildHost
 from ci_toolkit.core import refs
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.registry.digests import DigestRecord
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def check(tags: Sequence[str], platforms: Sequence[str], *, push: bool, load: bool) -> None:

@@ -72,12 +72,13 @@ class Fault:
         return self.cause
 
 
-_URL_HOST = re.compile(r"https?://([^/\s\"']+)")
-_STATUS = re.compile(
+# Patterns, not compiled ones: only a failed command reads them, and re compiles (and caches)
+# each at its first use instead of at every command's start.
+_URL_HOST = r"https?://([^/\s\"']+)"
+_STATUS = (
     r"(?:unexpected status(?: from \w+ request to \S+)?|status code|response status code|HTTP)[: ]+\s*"
     r"(408|429|50[0234])\b|\b(50[0234]|429) (?:Internal Server Error|Bad Gateway|Service Unavailable|"
-    r"Gateway Timeout|Too Many Requests)|(500) invalid checksum digest format|toomanyrequests",
-    re.IGNORECASE,
+    r"Gateway Timeout|Too Many Requests)|(500) invalid checksum digest format|toomanyrequests"
 )
 _NETWORK = (
     ("connection reset by peer", "connection reset"),
@@ -91,17 +92,17 @@ _NETWORK = (
     ("client.timeout exceeded", "timeout"),
     ("server closed idle connection", "connection reset"),
 )
-_PERMANENT = re.compile(r"\b(401|403)\b|unauthorized|denied|insufficient_scope|not found", re.IGNORECASE)
+_PERMANENT = r"\b(401|403)\b|unauthorized|denied|insufficient_scope|not found"
 
 
 def transient_fault(text: str) -> Fault | None:
     """The transient registry fault that ``text`` (buildx/docker output) reports, if any.
     An authentication or not-found answer in the same text wins: retrying cannot fix it."""
-    if _PERMANENT.search(text):
+    if re.search(_PERMANENT, text, re.IGNORECASE):
         return None
-    host = _URL_HOST.search(text)
+    host = re.search(_URL_HOST, text)
     where = f" from {host.group(1)}" if host else ""
-    match = _STATUS.search(text)
+    match = re.search(_STATUS, text, re.IGNORECASE)
     if match:
         status = next((g for g in match.groups() if g), "429")
         return Fault(f"{status}{where}", 1.0 if status == "429" else None)

@@ -8,9 +8,12 @@ Public entry: ``describe(client, repository, digest) -> list[PlatformImage]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ci_toolkit.registry.client import RegistryClient
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)

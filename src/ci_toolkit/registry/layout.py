@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.registry.client import MANIFEST_TYPES, Manifest, RegistryClient, sha256_digest
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def push_layout(client: RegistryClient, repository: str, layout: Path, top: Mapping[str, Any]) -> int:

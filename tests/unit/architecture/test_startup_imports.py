@@ -44,6 +44,7 @@ NOT_FOR_BUILD = (
 
 BUILD_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.build", "ci_toolkit.build.execute", "ci_toolkit.build.summary")
 MERGE_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.merge", "ci_toolkit.registry.merge", "ci_toolkit.registry.digests")
+PUSH_PATH = (*BUILD_PATH, "ci_toolkit.build.by_digest", "ci_toolkit.registry.layout", "ci_toolkit.registry.describe")
 
 
 @contextmanager
@@ -80,7 +81,7 @@ def _imported_by(roots: Sequence[str]) -> set[str]:
     return seen | loaded
 
 
-@pytest.mark.parametrize("roots", [BUILD_PATH, MERGE_PATH], ids=["build", "merge"])
+@pytest.mark.parametrize("roots", [BUILD_PATH, MERGE_PATH, PUSH_PATH], ids=["build", "merge", "push-by-digest"])
 def test_a_command_starts_without_heavy_or_rare_imports(roots: Sequence[str]) -> None:
     imported = _imported_by(roots)
     heavy = sorted(n for n in imported if n.split(".")[0] in NOT_AT_START)
