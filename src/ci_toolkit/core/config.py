@@ -12,7 +12,6 @@ from pathlib import Path
 from ci_toolkit.core import buildrunner, ci
 from ci_toolkit.core.errors import ToolkitError
 from ci_toolkit.core.settings import SETTING_FIELDS, Settings, env_name, is_secret, is_trusted_only, kind_of
-from ci_toolkit.core.templates import render_template
 from ci_toolkit.core.units import parse_pairs
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
@@ -184,6 +183,8 @@ def template_context(ci_ctx: ci.CIContext, env: Mapping[str, str], registry: str
 
 
 def _render_project(path: Path, context: Mapping[str, Any]) -> dict[str, Any]:
+    from ci_toolkit.core.templates import render_template  # here: only a project file is rendered
+
     text = _read_text(path)
     # `steps.<name>.image` is only known once that step ran: leave a marker the pipeline
     # replaces, step by step (see STEP_REF).

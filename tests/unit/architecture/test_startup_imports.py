@@ -40,6 +40,7 @@ NOT_FOR_BUILD = (
     "ci_toolkit.containers",
     "ci_toolkit.build.refusals",
     "ci_toolkit.cache.mounts",  # only a Dockerfile with cache mounts needs it
+    "ci_toolkit.core.templates",  # only a project file is rendered
 )
 
 BUILD_PATH = ("ci_toolkit.cli", "ci_toolkit.commands.build", "ci_toolkit.build.execute", "ci_toolkit.build.summary")
