@@ -58,17 +58,28 @@ def _parser_class() -> type[argparse.ArgumentParser]:
 def _formatter(prog: str) -> argparse.HelpFormatter:
     """argparse's formatter with the width given: argparse builds one to check every
     add_argument, and finding the width itself imports shutil (with bz2 and lzma), ~10 ms of
-    every command's start-up. The same rule as shutil.get_terminal_size."""
+    every command's start-up. The same rule as shutil.get_terminal_size, asked once per process
+    (argparse asks for a formatter about fifty times while the build command is registered)."""
     import argparse
 
-    text = os.environ.get("COLUMNS", "")
-    columns = int(text) if text.isdigit() else 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 80
-    return argparse.HelpFormatter(prog, width=(columns or 80) - 2)
+    return argparse.HelpFormatter(prog, width=_help_width())
+
+
+_width = 0  # the help width once known (0: not asked yet)
+
+
+def _help_width() -> int:
+    global _width
+    if not _width:
+        text = os.environ.get("COLUMNS", "")
+        columns = int(text) if text.isdigit() else 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 80
+        _width = (columns or 80) - 2
+    return _width
 
 
 def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
