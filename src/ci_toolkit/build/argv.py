@@ -4,9 +4,9 @@ subprocess, nothing created, so every bad input is refused before anything happe
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ci_toolkit.core import refs
@@ -19,6 +19,10 @@ _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
@@ -109,8 +113,11 @@ def toolkit_labels(
     ci: CIContext, env: Mapping[str, str], settings: Settings, now: datetime | None = None
 ) -> dict[str, str]:
     """OCI annotations from the CI context plus the build-number label."""
-    created = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-    labels = {"org.opencontainers.image.created": created.isoformat().replace("+00:00", "Z")}
+    if now is None:  # time, not datetime: datetime is not needed for anything else on a build
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    else:
+        created = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    labels = {"org.opencontainers.image.created": created}
     if ci.sha:
         labels["org.opencontainers.image.revision"] = ci.sha
     source = source_url(env)

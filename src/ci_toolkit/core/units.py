@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 from ci_toolkit.core.errors import ToolkitError
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
+if TYPE_CHECKING:
+    from datetime import datetime
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -50,6 +53,8 @@ def parse_size(text: str, what: str = "size") -> int:
 
 def parse_time(text: str) -> datetime | None:
     """RFC 3339 timestamps, including Go's nanoseconds (engine, registry, OCI labels)."""
+    from datetime import datetime, timezone  # here: a build reads no timestamp
+
     text = text.strip()
     if not text:
         return None

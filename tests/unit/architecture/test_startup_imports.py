@@ -33,6 +33,7 @@ NOT_AT_START = {
     "ipaddress",
     "difflib",
     "shlex",
+    "datetime",
 }
 NOT_FOR_BUILD = (
     "ci_toolkit.registry",
