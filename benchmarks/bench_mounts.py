@@ -36,6 +36,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.bench_warm import profile
 from benchmarks.common import Ratio, engine_wipe, job_env, mib, toolkit_run
 
 IMAGE = Path(__file__).resolve().parent / "images" / "mounts"
@@ -51,6 +52,8 @@ FILES, FUNCTIONS = 16, 30
 _GET = re.compile(r"Get:\d+ \S+ \S+ \S+ (\S+) \S+ \S+ \[([\d.,]+) ([kMG]?B)\]")
 _STAT = re.compile(r"ccache-stat (\w+)\s+(\d+)")
 _UNITS = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
+_VERTEX = re.compile(r"^#(\d+) \[[^\]]+\] RUN (.*)$")
+_DONE = re.compile(r"^#(\d+) DONE ([\d.]+)s$")
 
 
 # --- the generated C project --------------------------------------------------------------
@@ -113,6 +116,23 @@ def ccache_stats(log: str) -> dict[str, int]:
     return stats
 
 
+def step_seconds(log: str) -> tuple[float, float]:
+    """Seconds of the task layer's apt step and of the compile step, from buildx's progress
+    (the last vertex of each that ran; 0 when cached)."""
+    names: dict[str, str] = {}
+    apt = compile_ = 0.0
+    for line in log.splitlines():
+        if m := _VERTEX.match(line):
+            names[m.group(1)] = m.group(2)
+        elif (m := _DONE.match(line)) and m.group(1) in names:
+            name = names[m.group(1)]
+            if "apt-get install" in name:
+                apt = float(m.group(2))
+            elif "ccache -z" in name:
+                compile_ = float(m.group(2))
+    return apt, compile_
+
+
 def hit_rate(stats: dict[str, int]) -> tuple[int, int]:
     hits = stats.get("direct_cache_hit", 0) + stats.get("preprocessed_cache_hit", 0)
     return hits, hits + stats.get("cache_miss", 0)
@@ -135,6 +155,10 @@ class Rebuild:
     """Seconds after it (the mounts saved, the generation committed)."""
     restored: int
     saved: int
+    apt: float
+    """Seconds of the task layer's apt step (download and install)."""
+    compile: float
+    profile: str
 
 
 @dataclass
@@ -159,17 +183,23 @@ class Side:
         refetched = sum(size for name, size in fetched.items() if name in self.seen)
         self.seen.update(fetched)
         hits, compiles = hit_rate(ccache_stats(proc.stderr))
+        apt, compile_ = step_seconds(proc.stderr)
         rebuild = Rebuild(seconds, refetched, sum(fetched.values()), hits, compiles,
                           before=durations["total"] - durations["build"] - durations["cache"],
                           after=durations["cache"], restored=cache["mounts_restored_bytes"],
-                          saved=cache["mounts_saved_bytes"])  # fmt: skip
+                          saved=cache["mounts_saved_bytes"], apt=apt, compile=compile_,
+                          profile=str(profile(proc.stderr, durations["build"])))  # fmt: skip
         print(f"  B6 {self.name} [{packages.split()[-1]}]: {seconds:.1f} s (before buildx {rebuild.before:.1f} s, "
-              f"after {rebuild.after:.1f} s, mounts {cache['mounts_state']}), apt {mib(rebuild.fetched)} "
-              f"({mib(refetched)} again), ccache {hits}/{compiles}", file=sys.stderr, flush=True)  # fmt: skip
+              f"after {rebuild.after:.1f} s, mounts {cache['mounts_state']}), apt step {apt:.1f} s fetching "
+              f"{mib(rebuild.fetched)} ({mib(refetched)} again), compile step {compile_:.1f} s with "
+              f"{hits}/{compiles} ccache hits; buildx {rebuild.profile}", file=sys.stderr, flush=True)  # fmt: skip
         return rebuild
 
     def median(self, what: str = "seconds") -> float:
-        return statistics.median(getattr(r, what) for r in self.rebuilds)
+        return float(statistics.median(getattr(r, what) for r in self.rebuilds))
+
+    def steps(self) -> str:
+        return f"apt step {self.median('apt'):.1f} s, compile step {self.median('compile'):.1f} s"
 
 
 def _mounts_size(root: Path) -> int:
@@ -206,9 +236,9 @@ def _rows(label: str, ours: Side, none: Side, lines: int) -> list[Ratio]:
         Ratio(f"{label}: rebuild after wipe, one package added, mounts restored / none", ours.median() / none.median(),
               "<= 0.5",
               f"{ours.median():.1f} s (restore {ours.median('before'):.1f} s of {mib(ours.median('restored'))}, "
-              f"save and commit {ours.median('after'):.1f} s, stored {mib(_mounts_size(ours.root))})",
+              f"save and commit {ours.median('after'):.1f} s, stored {mib(_mounts_size(ours.root))}; {ours.steps()})",
               f"{none.median():.1f} s (before buildx {none.median('before'):.1f} s, "
-              f"after {none.median('after'):.1f} s)"),
+              f"after {none.median('after'):.1f} s; {none.steps()})"),
         Ratio(f"{label}: apt bytes downloaded again for packages fetched before, restored / none",
               refetched / max(none.median("refetched"), 1), "<= 0.0",
               f"{mib(refetched)} again (fetched {mib(ours.median('fetched'))}: the added package)",
