@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
+from ci_toolkit.cli import run
 
-from ci_toolkit.cli import main
-
-sys.exit(main())
+run()

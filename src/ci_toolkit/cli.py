@@ -149,6 +149,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> NoReturn:
+    """The process entry (the ``ci-toolkit`` script, ``python -m ci_toolkit``): ``main``, then
+    exit without the interpreter's teardown. By then every command has cleaned up in its own
+    ``finally`` blocks (containers, temporary directories, reader threads joined), the toolkit
+    registers no atexit handler, and tearing down the ~150 loaded modules only frees memory
+    the exit frees anyway: 5-9 ms of CPU of every command (issue 14, B1). Output is flushed
+    first; a reader that went away (a closed pipe) loses nothing it would have read."""
+    import contextlib
+
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be written
+            stream.flush()
+    os._exit(code)
+
+
 def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
     raise Stopped(signum)
 
