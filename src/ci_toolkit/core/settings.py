@@ -81,7 +81,10 @@ class Settings:
         choices=("zstd", "gzip", "uncompressed"),
     )
     cache_compression_level: int = _setting(
-        0, "int", "Compression level of exported cache blobs (0: BuildKit's default for the compression)."
+        0,
+        "int",
+        "Compression level of exported cache blobs (0: the default for the compression: zstd 3, chosen by "
+        "benchmark B5; gzip BuildKit's). zstd 1-22, gzip 1-9.",
     )
     cache_mounts: list[str] = _setting(
         ["auto"],

@@ -92,7 +92,22 @@ def test_compression_is_zstd_unless_the_user_chose() -> None:
     assert plan.to_options == {"mode": "max", "compression": "gzip", "force-compression": "true"}
 
 
-@pytest.mark.parametrize(("compression", "level"), [("brotli", 0), ("zstd", 23), ("gzip", -1)])
+def test_level_zero_is_the_measured_default_for_zstd_only() -> None:
+    """B5 chose zstd 3 (benchmarks/bench_warm.py); gzip keeps BuildKit's own default."""
+
+    def options(compression: str, level: int) -> dict[str, str]:
+        plan = plan_cache(backend="local", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"),
+                          compression=compression, compression_level=level)  # fmt: skip
+        return dict(plan.to_options)
+
+    assert options("zstd", 0)["compression-level"] == "3"
+    assert options("zstd", 9)["compression-level"] == "9"
+    assert "compression-level" not in options("gzip", 0)
+    assert options("gzip", 1)["compression-level"] == "1"
+    assert "compression-level" not in options("uncompressed", 0)
+
+
+@pytest.mark.parametrize(("compression", "level"), [("brotli", 0), ("zstd", 23), ("gzip", -1), ("gzip", 10)])
 def test_bad_compression_is_bad_input(compression: str, level: int) -> None:
     with pytest.raises(ToolkitError) as info:
         plan_cache(
@@ -130,7 +145,7 @@ def test_registry_backend() -> None:
     assert plan.cache_from == (f"type=registry,ref=127.0.0.1:5000/cache:{tag}",)
     assert plan.cache_to == (
         f"type=registry,ref=127.0.0.1:5000/cache:{tag},mode=max,image-manifest=true,oci-mediatypes=true"
-        ",compression=zstd,force-compression=true",
+        ",compression=zstd,force-compression=true,compression-level=3",
     )
     assert registry_tag("ci_native_asan") == "cache-ci_native_asan"
 
@@ -145,7 +160,7 @@ def test_registry_backend_needs_a_plain_repository(ref: str) -> None:
 def test_gha_and_none() -> None:
     gha = plan_cache(backend="gha", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"))
     assert gha.cache_from == ("type=gha,scope=k1",) and gha.cache_to == (
-        "type=gha,scope=k1,mode=max,compression=zstd,force-compression=true",
+        "type=gha,scope=k1,mode=max,compression=zstd,force-compression=true,compression-level=3",
     )
     none = plan_cache(backend="none", key="k1", root=Path("/r"), ref="", extra_args=[], cwd=Path("/w"))
     assert not none.cache_from and not none.cache_to and none.entry is None
