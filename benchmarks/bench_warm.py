@@ -77,7 +77,7 @@ def seed_value(cache_dir: Path) -> str:
 
 _FETCHED = re.compile(r"^#\d+ sha256:([0-9a-f]{64}) [\d.]+[kMG]?B / ([\d.]+)([kMG]?B) ([\d.]+)s(?: done)?$")
 _EXTRACTED = re.compile(r"^#\d+ extracting sha256:[0-9a-f]{64} ([\d.]+)s done$")
-_NAMED = re.compile(r"^#(\d+) ((?:exporting to image|exporting cache to client directory|importing cache manifest).*)$")
+_NAMED = re.compile(r"^#(\d+) (exporting to image|exporting cache to client directory)$")
 _VERTEX_DONE = re.compile(r"^#(\d+) DONE ([\d.]+)s$")
 _UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
@@ -115,9 +115,10 @@ def profile(progress: str, seconds: float) -> Profile:
             named.setdefault(m.group(1), m.group(2))
         elif m := _VERTEX_DONE.match(line):
             done[m.group(1)] = float(m.group(2))
-    spent = {name.split(" ")[1]: done.get(vertex, 0.0) for vertex, name in named.items()}
+    spent = {name: done.get(vertex, 0.0) for vertex, name in named.items()}
     fetched, fetch = sum(b for b, _ in blobs.values()), sum(t for _, t in blobs.values())
-    return Profile(seconds, fetched, fetch, extract, spent.get("to", 0.0), spent.get("cache", 0.0))
+    return Profile(seconds, fetched, fetch, extract, spent.get("exporting to image", 0.0),
+                   spent.get("exporting cache to client directory", 0.0))  # fmt: skip
 
 
 @dataclass
