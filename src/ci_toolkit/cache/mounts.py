@@ -366,7 +366,8 @@ def _budgets(mounts: Sequence[CacheMount], previous: Mapping[str, Saved], max_by
             continue
         base = (source / "mounts" / saved.parts[0]).stat().st_size
         budgets.append(max(min(base // 2 - (saved.size - base), headroom), 0))
-        os.link(source / "mounts" / saved.listing, context / f"m{n}.list")
+        # A copy: the context is a temporary directory, maybe on another filesystem.
+        (context / f"m{n}.list").write_bytes((source / "mounts" / saved.listing).read_bytes())
     return budgets
 
 
