@@ -42,6 +42,18 @@ above the noise (fetching 631 vs 699 MiB took 9.9 vs 9.6 s), at about 4x the exp
 every cold or changed build; level 1 exports faster but streams 5% more. Where warm time goes
 is extraction (gzip's is 2x zstd's: that is the gain over raw) and fetching through the buildx
 session; the toolkit's own work is under 1 s ("rest").
+
+The full plan with zstd 3 pinned, same day, load falling from 4 to 0 (a quieter machine):
+warm toolkit 25.2 s (fetch 699 MiB 9.1 s, extract 15.6 s, rest 0.5 s) / raw 31.1 s (fetch
+737 MiB 9.5 s, extract 21.2 s) = 0.811, over the 0.7 goal: the 0.558 above came from gzip's
+extraction suffering most under load. Warm/cold 0.151 (the cold build's zstd export 44.2 s
+against raw's 9.3 s, which reuses the image's gzip blobs); changed task layer 48.5 / 47.3 s =
+1.026; cache after 3 changed rebuilds 699 -> 699 MiB (raw 737 -> 1194 MiB). What is left of a
+warm build is BuildKit's: streaming the blobs through the buildx session (~75 MB/s) and
+unpacking 3.4 GB of layers, one layer after the other. A loopback registry serving the entry
+was tried as a faster transport: BuildKit's registry cache import insists on HTTPS for a
+registry the engine does not list as insecure (registry.insecure=true is not honoured by the
+import of buildx 0.13.1), so it would need engine configuration.
 """
 
 from __future__ import annotations
