@@ -15,14 +15,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs every command's st
 if TYPE_CHECKING:
     from typing import Any
 
-
-@dataclass(frozen=True, kw_only=True)
-class PlatformRow:
-    """One platform of a pushed image: its manifest digest and size."""
-
-    platform: str
-    digest: str
-    size: int
+    from ci_toolkit.registry.describe import PlatformImage  # only a pushed image has them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +24,7 @@ class BuildView:
 
     refs: Sequence[str]
     digest: str
-    platforms: Sequence[PlatformRow] = ()
+    platforms: Sequence[PlatformImage] = ()
     cache_backend: str = ""
     cache_key: str = ""
     cache_hits: int = 0
@@ -73,18 +66,18 @@ def log_block(view: BuildView) -> str:
 
 def markdown(view: BuildView) -> str:
     tags = "<br>".join(f"`{r}`" for r in view.refs) or "(untagged)"
-    rows = view.platforms or [PlatformRow(platform="-", digest=view.digest, size=0)]
+    rows = [(p.platform, p.digest, p.size) for p in view.platforms] or [("-", view.digest, 0)]
     lines = [
         "### ci-toolkit build",
         "",
         "| image | platform | digest | size | cache | seconds |",
         "|---|---|---|---|---|---|",
     ]
-    for number, row in enumerate(rows):
+    for number, (platform, digest, size_bytes) in enumerate(rows):
         first = number == 0
-        size = size_text(row.size) if row.size else "-"
+        size = size_text(size_bytes) if size_bytes else "-"
         lines.append(
-            f"| {tags if first else ''} | {row.platform} | `{row.digest or '-'}` | {size} "
+            f"| {tags if first else ''} | {platform} | `{digest or '-'}` | {size} "
             f"| {cache_text(view) if first else ''} | {f'{view.seconds:.1f}' if first else ''} |"
         )
     if view.platforms and view.digest not in {r.digest for r in view.platforms}:

@@ -223,7 +223,6 @@ def _platforms(result: BuildResult, request: BuildRequest, app: App) -> list[Any
     """Digest and size per platform of a pushed image, read from its manifests."""
     if app.dry_run or not request.push or not result.digest or not result.image_refs:
         return []
-    from ci_toolkit.build.summary import PlatformRow
     from ci_toolkit.registry.client import connect, parse_reference
     from ci_toolkit.registry.describe import describe
 
@@ -235,7 +234,7 @@ def _platforms(result: BuildResult, request: BuildRequest, app: App) -> list[Any
     except ToolkitError as exc:
         app.reporter.warning(f"the summary has no per-platform sizes: {exc.message}")
         return []
-    return [PlatformRow(platform=i.platform, digest=i.digest, size=i.size) for i in images]
+    return images
 
 
 def _cache_outputs(cache: Mapping[str, Any]) -> dict[str, str]:

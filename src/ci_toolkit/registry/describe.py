@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ci_toolkit.registry.client import RegistryClient
-
 TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up (CONTRIBUTING)
 if TYPE_CHECKING:
     from typing import Any
 
+    from ci_toolkit.registry.client import RegistryClient
+
 
 @dataclass(frozen=True, kw_only=True)
 class PlatformImage:
+    """One platform of a pushed image: its manifest digest and size."""
+
     platform: str
     digest: str
     size: int

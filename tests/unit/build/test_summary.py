@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ci_toolkit.build.summary import BuildView, PlatformRow, log_block, markdown, size_text
+from ci_toolkit.build.summary import BuildView, log_block, markdown, size_text
 from ci_toolkit.pipeline.run import RunReport, StepOutcome, summary_markdown
+from ci_toolkit.registry.describe import PlatformImage
 
 VIEW = BuildView(
     refs=("r/app:1", "r/app:latest"),
     digest="sha256:" + "0" * 64,
     platforms=(
-        PlatformRow(platform="linux/amd64", digest="sha256:" + "a" * 64, size=3 * 2**20),
-        PlatformRow(platform="linux/arm64", digest="sha256:" + "b" * 64, size=1536),
+        PlatformImage(platform="linux/amd64", digest="sha256:" + "a" * 64, size=3 * 2**20),
+        PlatformImage(platform="linux/arm64", digest="sha256:" + "b" * 64, size=1536),
     ),
     cache_backend="local",
     cache_key="app",
