@@ -37,7 +37,7 @@ from tests.integration.registry.test_promote_support import (
     upload_blob,
 )
 
-from benchmarks.common import CLI, Ratio, installed_env, warm_bytecode
+from benchmarks.common import CLI, Ratio, installed_env
 from ci_toolkit.core.report import Reporter
 from ci_toolkit.core.settings import Settings
 from ci_toolkit.registry.promote import PromoteRequest, promote
@@ -147,7 +147,6 @@ def _bench_imagetools(host: str) -> Ratio:
     ours_argv = [CLI, "promote", f"{ref}:build-2", "--tag", "latest"]
     theirs_argv = ["docker", "buildx", "imagetools", "create", "-t", f"{ref}:latest", f"{ref}:build-2"]
     env = installed_env()
-    warm_bytecode()
     samples: dict[str, list[float]] = {"ours": [], "theirs": []}
     for i in range(REPEAT_IMAGETOOLS):
         sides = [("ours", ours_argv), ("theirs", theirs_argv)]

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import CLI, Ratio, installed_env, warm_bytecode
+from benchmarks.common import CLI, Ratio, installed_env
 
 REPEAT = 15
 
@@ -61,7 +61,6 @@ steps:
 
 def run() -> list[Ratio]:
     env = installed_env()
-    warm_bytecode()
     bare = [sys.executable, "-c", "pass"]
     rows = [_row("startup: --version / python -c pass", [CLI, "--version"], bare, env, None)]
     with tempfile.TemporaryDirectory(prefix="ci-toolkit-bench-startup-") as tmp:

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.common import CLI, Ratio, installed_env, warm_bytecode
+from benchmarks.common import CLI, Ratio, installed_env
 
 COUNT = 100
 ROUNDS = {"running": 3, "stopped": 5}
@@ -106,7 +106,6 @@ def _timed(side: Callable[[str], None], shape: str) -> float:
 
 
 def run() -> list[Ratio]:
-    warm_bytecode()
     return [_shape(shape, rounds) for shape, rounds in ROUNDS.items()]
 
 

@@ -50,18 +50,10 @@ CLI = str(Path(sys.executable).with_name("ci-toolkit"))
 def installed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a process timed as a user runs it: pip compiles bytecode when it
     installs, so a development shell's PYTHONDONTWRITEBYTECODE would time the compiler instead
-    (``__pycache__`` is ignored by git). Call ``warm_bytecode`` once before timing."""
+    (``__pycache__`` is ignored by git). The bytecode itself is compiled by ``scripts/bench``'s
+    ``ensure_venv`` (``scripts/lib/venv.sh``), as pip compiles it."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {**env, **(extra or {})}
-
-
-def warm_bytecode() -> None:
-    import subprocess
-
-    import ci_toolkit
-
-    package = str(Path(ci_toolkit.__file__).parent)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True, capture_output=True)
 
 
 def job_env(**extra: str) -> dict[str, str]:
